@@ -1,0 +1,3 @@
+//! paxstore: tested, interchangeable storage backends for OmniPaxos.
+
+pub mod cluster;
