@@ -1,1 +1,1 @@
-
+//! RocksDB backend (work in progress).
