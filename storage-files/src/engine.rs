@@ -1,0 +1,605 @@
+//! The byte-level engine: segments, the active tail, the index and the metadata. It knows
+//! nothing of the entry type; [`FilesStorage`](crate::FilesStorage) encodes and decodes.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use storage_core::bounds::Bounds;
+
+use crate::env::{FileSystem, FsFile, FsLock};
+use crate::error::{FilesError, Result};
+use crate::format::{
+    self, BatchBuilder, Checkpoint, Effect, Loc, MetaOp, SegmentHeader, SnapshotRef, Trailer,
+};
+use crate::index::{Index, Locs, Run};
+use crate::options::FilesOptions;
+use crate::stats::Stats;
+
+/// A segment file on disk.
+pub(crate) struct Segment {
+    pub(crate) file: Arc<dyn FsFile>,
+    pub(crate) path: PathBuf,
+    /// Bytes in use (header, records, and for sealed segments the seal and trailer).
+    pub(crate) size: u64,
+}
+
+/// The segment records are appended to.
+pub(crate) struct Active {
+    pub(crate) id: u64,
+    /// Where the next record goes.
+    pub(crate) end: u64,
+    /// Length of the header (a segment holding only its header is empty).
+    pub(crate) header_len: u64,
+}
+
+pub(crate) struct Engine {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: FilesOptions,
+    pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) _lock: Box<dyn FsLock>,
+    pub(crate) segments: BTreeMap<u64, Segment>,
+    pub(crate) active: Option<Active>,
+    pub(crate) index: Index,
+    pub(crate) meta: Checkpoint,
+    pub(crate) poisoned: Option<String>,
+    pub(crate) next_segment_id: u64,
+    pub(crate) next_snapshot_id: u64,
+    pub(crate) stats: Stats,
+}
+
+impl Engine {
+    pub(crate) fn check(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(reason) => Err(FilesError::Poisoned {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison(&mut self, err: &FilesError) {
+        tracing::error!(dir = %self.dir.display(), "store poisoned: {err}");
+        if self.poisoned.is_none() {
+            self.poisoned = Some(err.to_string());
+        }
+    }
+
+    pub(crate) fn bounds(&self) -> Bounds {
+        Bounds::new(self.meta.first as usize, self.meta.next as usize)
+    }
+
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn sync_dir(&mut self) -> Result<()> {
+        self.stats.fsyncs += 1;
+        self.fs
+            .sync_dir(&self.dir)
+            .map_err(|e| FilesError::io("fsync directory", &self.dir, e))
+    }
+
+    /// Applies the effects of a batch record stored at `record_offset` of segment `seg`.
+    /// Recovery calls it on what it reads; the write path on what it just made durable.
+    pub(crate) fn apply_effects(
+        &mut self,
+        seg: u64,
+        record_offset: u64,
+        effects: Vec<Effect>,
+    ) -> std::result::Result<(), String> {
+        for effect in effects {
+            match effect {
+                Effect::Append { at, locs } => {
+                    if at < self.meta.first || at > self.meta.next {
+                        return Err(format!(
+                            "append at index {at} outside the stored log [{}, {}]",
+                            self.meta.first, self.meta.next
+                        ));
+                    }
+                    let n = locs.len() as u64;
+                    let rebase = |l: Loc| -> std::result::Result<Loc, String> {
+                        let offset = record_offset + l.offset as u64;
+                        u32::try_from(offset)
+                            .map(|offset| Loc { offset, len: l.len })
+                            .map_err(|_| format!("entry offset {offset} beyond 4 GiB"))
+                    };
+                    let rebased = locs
+                        .into_iter()
+                        .map(rebase)
+                        .collect::<std::result::Result<Vec<_>, _>>()?;
+                    self.index.truncate(at);
+                    self.index.append(seg, at, rebased.into_iter());
+                    self.meta.next = at + n;
+                }
+                Effect::Trim(i) => {
+                    if i <= self.meta.first {
+                    } else if i <= self.meta.next {
+                        self.meta.first = i;
+                        self.index.trim(i);
+                    } else {
+                        self.meta.first = i;
+                        self.meta.next = i;
+                        self.index.clear();
+                    }
+                }
+                Effect::Meta(op) => op.apply(&mut self.meta),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a snapshot file: temp name, fsync, rename, directory fsync.
+    fn write_snapshot_file(&mut self, bytes: &[u8]) -> Result<SnapshotRef> {
+        let r = SnapshotRef {
+            id: self.next_snapshot_id,
+            len: bytes.len() as u64,
+            crc: crc32c::crc32c(bytes),
+        };
+        self.next_snapshot_id += 1;
+        let name = format::snapshot_name(r.id);
+        let (tmp, path) = (self.path(&format!("{name}.tmp")), self.path(&name));
+        let result = (|| -> Result<()> {
+            let file = self
+                .fs
+                .create(&tmp)
+                .map_err(|e| FilesError::io("create", &tmp, e))?;
+            let mut buf = Vec::with_capacity(format::SNAPSHOT_HEADER + bytes.len());
+            buf.extend_from_slice(&format::encode_snapshot_header(&r));
+            buf.extend_from_slice(bytes);
+            file.write_all_at(&buf, 0)
+                .map_err(|e| FilesError::io("write", &tmp, e))?;
+            self.stats.bytes_written += buf.len() as u64;
+            self.stats.fsyncs += 1;
+            file.sync_all()
+                .map_err(|e| FilesError::io("fsync", &tmp, e))?;
+            self.fs
+                .rename(&tmp, &path)
+                .map_err(|e| FilesError::io("rename", &tmp, e))?;
+            self.sync_dir()
+        })();
+        if let Err(e) = result {
+            // Nothing durable refers to the file: remove it (open removes leftovers too).
+            let _ = self.fs.remove_file(&tmp);
+            let _ = self.fs.remove_file(&path);
+            return Err(e);
+        }
+        Ok(r)
+    }
+
+    /// Makes one batch durable and applies it. `snapshot` is `Some(new)` when the batch sets
+    /// the snapshot (`new` is its encoding, `None` to clear it).
+    pub(crate) fn commit(
+        &mut self,
+        mut batch: BatchBuilder,
+        snapshot: Option<Option<Vec<u8>>>,
+    ) -> Result<()> {
+        self.check()?;
+        let old_snapshot = self.meta.snapshot;
+        let mut new_file = None;
+        if let Some(snap) = snapshot {
+            let r = match snap {
+                Some(bytes) => {
+                    let r = self.write_snapshot_file(&bytes)?;
+                    new_file = Some(r.id);
+                    Some(r)
+                }
+                None => None,
+            };
+            batch.meta(MetaOp::Snapshot(r))?;
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (record, effects) = batch.finish();
+        let outcome = self.append_record(&record);
+        let (seg, offset) = match outcome {
+            Ok(at) => at,
+            Err(e) => {
+                if let Some(id) = new_file {
+                    let _ = self.fs.remove_file(&self.path(&format::snapshot_name(id)));
+                }
+                return Err(e);
+            }
+        };
+        let trims = effects.iter().any(|e| matches!(e, Effect::Trim(_)));
+        if let Err(reason) = self.apply_effects(seg, offset, effects) {
+            // Cannot happen: the batch was validated against the bounds before encoding.
+            let err = FilesError::corrupt(self.path(&format::segment_name(seg)), offset, reason);
+            self.poison(&err);
+            return Err(err);
+        }
+        // The batch is durable: what follows only reclaims space, and its failures must not
+        // be reported as a failed batch.
+        if old_snapshot != self.meta.snapshot {
+            if let Some(old) = old_snapshot {
+                let path = self.path(&format::snapshot_name(old.id));
+                match self.fs.remove_file(&path) {
+                    Ok(()) => {
+                        if let Err(e) = self.sync_dir() {
+                            self.poison(&e);
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        "could not remove superseded snapshot {}: {e}",
+                        path.display()
+                    ),
+                }
+            }
+        }
+        if trims {
+            self.reclaim_segments();
+        }
+        Ok(())
+    }
+
+    /// Appends a framed record to the active segment (rotating first if it is full) and makes
+    /// it durable. Returns the segment and offset. On error nothing was applied in memory; if
+    /// the file's state is unknown the store is poisoned.
+    fn append_record(&mut self, record: &[u8]) -> Result<(u64, u64)> {
+        if record.len() as u64 - format::RECORD_HEADER as u64 > format::MAX_RECORD_BODY {
+            return Err(FilesError::TooLarge {
+                bytes: record.len() as u64,
+                limit: format::MAX_RECORD_BODY,
+            });
+        }
+        let full = self.active.as_ref().is_some_and(|a| {
+            a.end > a.header_len
+                && a.end + record.len() as u64 + (format::TRAILER_LEN as u64) * 2
+                    > self.opts.segment_size
+        });
+        if full {
+            self.seal_active()?;
+        }
+        if self.active.is_none() {
+            self.create_segment()?;
+        }
+        // Invariant: create_segment either set `active` or returned an error.
+        let (id, offset) = self
+            .active
+            .as_ref()
+            .map(|a| (a.id, a.end))
+            .expect("active segment after create");
+        let (file, path) = {
+            let s = &self.segments[&id];
+            (s.file.clone(), s.path.clone())
+        };
+        if let Err(e) = file.write_all_at(record, offset) {
+            let err = FilesError::io("write", &path, e);
+            // Cut off whatever part of the record reached the file; if even that fails the
+            // tail is unknown.
+            if let Err(e2) = file.set_len(offset) {
+                self.poison(&FilesError::io("truncate after failed write", &path, e2));
+            }
+            return Err(err);
+        }
+        self.stats.bytes_written += record.len() as u64;
+        if self.opts.core.sync.is_durable() {
+            self.stats.fsyncs += 1;
+            if let Err(e) = file.sync_data() {
+                let err = FilesError::io("fdatasync", &path, e);
+                self.poison(&err);
+                return Err(err);
+            }
+        }
+        let end = offset + record.len() as u64;
+        if let Some(a) = self.active.as_mut() {
+            a.end = end;
+        }
+        if let Some(s) = self.segments.get_mut(&id) {
+            s.size = s.size.max(end);
+        }
+        Ok((id, offset))
+    }
+
+    /// Seals the active segment: a seal record with the positions of its live entries and a
+    /// trailer, the preallocated rest cut off, fsync. Afterwards no segment is active.
+    pub(crate) fn seal_active(&mut self) -> Result<()> {
+        let Some(active) = self.active.as_ref() else {
+            return Ok(());
+        };
+        let (id, end) = (active.id, active.end);
+        let (first, locs): (u64, Vec<Loc>) = match self.index.tail_run_of(id) {
+            Some(run) => {
+                // Invariant: the active segment's run was built by appends, so it is loaded.
+                let v = run.loaded().expect("active run is loaded");
+                (
+                    run.start,
+                    v[(run.start - run.base) as usize..(run.end - run.base) as usize].to_vec(),
+                )
+            }
+            None => (self.meta.next, Vec::new()),
+        };
+        let mut buf = format::encode_seal(first, &locs);
+        buf.extend_from_slice(&format::encode_trailer(&Trailer {
+            seal_offset: end,
+            first,
+            count: locs.len() as u64,
+        }));
+        let (file, path) = {
+            let s = &self.segments[&id];
+            (s.file.clone(), s.path.clone())
+        };
+        if let Err(e) = file.write_all_at(&buf, end) {
+            let err = FilesError::io("write seal", &path, e);
+            if let Err(e2) = file.set_len(end) {
+                self.poison(&FilesError::io("truncate after failed write", &path, e2));
+            }
+            return Err(err);
+        }
+        self.stats.bytes_written += buf.len() as u64;
+        let new_end = end + buf.len() as u64;
+        let durable = file
+            .set_len(new_end)
+            .map_err(|e| FilesError::io("set length", &path, e))
+            .and_then(|_| {
+                self.stats.fsyncs += 1;
+                file.sync_all()
+                    .map_err(|e| FilesError::io("fsync", &path, e))
+            });
+        if let Err(err) = durable {
+            self.poison(&err);
+            return Err(err);
+        }
+        if let Some(s) = self.segments.get_mut(&id) {
+            s.size = new_end;
+        }
+        self.active = None;
+        Ok(())
+    }
+
+    /// Creates the next segment (temp name, header with the metadata checkpoint, fsync,
+    /// rename, directory fsync) and makes it active.
+    fn create_segment(&mut self) -> Result<()> {
+        let id = self.next_segment_id;
+        let header = format::encode_header(&SegmentHeader {
+            id,
+            first_index: self.meta.next,
+            checkpoint: self.meta.clone(),
+        })?;
+        let name = format::segment_name(id);
+        let (tmp, path) = (self.path(&format!("{name}.tmp")), self.path(&name));
+        let created = (|| -> Result<Arc<dyn FsFile>> {
+            let file = self
+                .fs
+                .create(&tmp)
+                .map_err(|e| FilesError::io("create", &tmp, e))?;
+            if self.opts.preallocate {
+                file.allocate(self.opts.segment_size)
+                    .map_err(|e| FilesError::io("preallocate", &tmp, e))?;
+            }
+            file.write_all_at(&header, 0)
+                .map_err(|e| FilesError::io("write", &tmp, e))?;
+            self.stats.bytes_written += header.len() as u64;
+            self.stats.fsyncs += 1;
+            file.sync_all()
+                .map_err(|e| FilesError::io("fsync", &tmp, e))?;
+            self.fs
+                .rename(&tmp, &path)
+                .map_err(|e| FilesError::io("rename", &tmp, e))?;
+            Ok(file)
+        })();
+        let file = match created {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = self.fs.remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.sync_dir() {
+            // The new file may or may not survive a crash; appending to it could lose
+            // acknowledged writes.
+            self.poison(&e);
+            return Err(e);
+        }
+        self.segments.insert(
+            id,
+            Segment {
+                file,
+                path,
+                size: header.len() as u64,
+            },
+        );
+        self.active = Some(Active {
+            id,
+            end: header.len() as u64,
+            header_len: header.len() as u64,
+        });
+        self.next_segment_id = id + 1;
+        Ok(())
+    }
+
+    /// Deletes the oldest segments that hold no live entry (never the newest, whose header
+    /// holds the metadata checkpoint), oldest first, then fsyncs the directory.
+    pub(crate) fn reclaim_segments(&mut self) {
+        let Some(&newest) = self.segments.keys().next_back() else {
+            return;
+        };
+        let keep_from = self.index.oldest_segment().unwrap_or(newest).min(newest);
+        let doomed: Vec<u64> = self
+            .segments
+            .range(..keep_from)
+            .map(|(&id, _)| id)
+            .collect();
+        if doomed.is_empty() {
+            return;
+        }
+        for id in doomed {
+            let path = self.segments[&id].path.clone();
+            if let Err(e) = self.fs.remove_file(&path) {
+                tracing::warn!(
+                    "could not delete segment {}: {e}; will retry",
+                    path.display()
+                );
+                break;
+            }
+            self.segments.remove(&id);
+            self.stats.deleted_segments += 1;
+        }
+        if let Err(e) = self.sync_dir() {
+            self.poison(&e);
+        }
+    }
+
+    fn run_locs<'a>(&'a self, run: &'a Run) -> Result<&'a [Loc]> {
+        if let Some(v) = run.loaded() {
+            return Ok(v);
+        }
+        let Locs::Lazy { seal_offset, cell } = &run.locs else {
+            unreachable!("a run that is not loaded is lazy")
+        };
+        let seg = self.segment(run.seg)?;
+        let mut head = [0u8; format::RECORD_HEADER];
+        seg.file
+            .read_exact_at(&mut head, *seal_offset)
+            .map_err(|e| FilesError::io("read seal", &seg.path, e))?;
+        let body_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if *seal_offset + (format::RECORD_HEADER + body_len) as u64 > seg.size {
+            return Err(FilesError::corrupt(
+                &seg.path,
+                *seal_offset,
+                "seal record overruns the segment",
+            ));
+        }
+        let mut buf = vec![0u8; format::RECORD_HEADER + body_len];
+        seg.file
+            .read_exact_at(&mut buf, *seal_offset)
+            .map_err(|e| FilesError::io("read seal", &seg.path, e))?;
+        let format::Frame::Record {
+            kind: format::KIND_SEAL,
+            body,
+            ..
+        } = format::parse_frame(&buf)
+        else {
+            return Err(FilesError::corrupt(
+                &seg.path,
+                *seal_offset,
+                "seal record damaged",
+            ));
+        };
+        let (first, locs) = format::parse_seal(&buf[body])
+            .map_err(|e| FilesError::corrupt(&seg.path, *seal_offset, format!("{e:?}")))?;
+        if first != run.base || (locs.len() as u64) < run.end - run.base {
+            return Err(FilesError::corrupt(
+                &seg.path,
+                *seal_offset,
+                "seal record disagrees with the trailer",
+            ));
+        }
+        let _ = cell.set(Arc::new(locs));
+        // Invariant: the cell was set just above (by us or a concurrent reader).
+        Ok(run.loaded().expect("positions loaded"))
+    }
+
+    fn segment(&self, id: u64) -> Result<&Segment> {
+        self.segments.get(&id).ok_or_else(|| {
+            FilesError::corrupt(
+                self.path(&format::segment_name(id)),
+                0,
+                "segment of a live entry is missing",
+            )
+        })
+    }
+
+    /// Calls `f` with the encoded bytes of each entry in `[from, to)` (all stored), in order,
+    /// after checking each entry's checksum.
+    pub(crate) fn read_range(
+        &self,
+        from: u64,
+        to: u64,
+        mut f: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let mut i = from;
+        let mut k = self.index.find(i).ok_or_else(|| {
+            FilesError::corrupt(&self.dir, 0, format!("index has no position for entry {i}"))
+        })?;
+        let mut buf = Vec::new();
+        while i < to {
+            let run = self.index.runs().get(k).ok_or_else(|| {
+                FilesError::corrupt(&self.dir, 0, format!("index has no position for entry {i}"))
+            })?;
+            let locs = self.run_locs(run)?;
+            let hi = to.min(run.end);
+            let slice = locs
+                .get((i - run.base) as usize..(hi - run.base) as usize)
+                .ok_or_else(|| {
+                    FilesError::corrupt(
+                        &self.dir,
+                        0,
+                        format!("positions of entries {i}..{hi} missing"),
+                    )
+                })?;
+            let seg = self.segment(run.seg)?;
+            let lo = slice[0].offset as u64 - format::ENTRY_FRAME as u64;
+            let last = slice[slice.len() - 1];
+            let span = last.offset as u64 + last.len as u64 - lo;
+            buf.resize(span as usize, 0);
+            seg.file
+                .read_exact_at(&mut buf, lo)
+                .map_err(|e| FilesError::io("read", &seg.path, e))?;
+            for (n, loc) in slice.iter().enumerate() {
+                let s = (loc.offset as u64 - lo) as usize;
+                let frame = &buf[s - format::ENTRY_FRAME..s];
+                let len = u32::from_le_bytes([frame[0], frame[1], frame[2], frame[3]]);
+                let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+                let bytes = &buf[s..s + loc.len as usize];
+                if len != loc.len || crc32c::crc32c(bytes) != crc {
+                    return Err(FilesError::corrupt(
+                        &seg.path,
+                        loc.offset as u64,
+                        format!("entry {} fails its checksum", i + n as u64),
+                    ));
+                }
+                f(bytes)?;
+            }
+            i = hi;
+            k += 1;
+        }
+        Ok(())
+    }
+
+    /// Reads and checks the current snapshot's encoded bytes.
+    pub(crate) fn read_snapshot(&self) -> Result<Option<Vec<u8>>> {
+        let Some(r) = self.meta.snapshot else {
+            return Ok(None);
+        };
+        let path = self.path(&format::snapshot_name(r.id));
+        let file = self
+            .fs
+            .open(&path)
+            .map_err(|e| FilesError::io("open snapshot", &path, e))?;
+        let mut buf = vec![0u8; format::SNAPSHOT_HEADER + r.len as usize];
+        file.read_exact_at(&mut buf, 0)
+            .map_err(|e| FilesError::io("read snapshot", &path, e))?;
+        let header = format::decode_snapshot_header(&buf)
+            .map_err(|e| FilesError::corrupt(&path, 0, format!("{e:?}")))?;
+        if header != r {
+            return Err(FilesError::corrupt(
+                &path,
+                0,
+                "snapshot file does not match the record that refers to it",
+            ));
+        }
+        let body = buf.split_off(format::SNAPSHOT_HEADER);
+        if crc32c::crc32c(&body) != r.crc {
+            return Err(FilesError::corrupt(
+                &path,
+                format::SNAPSHOT_HEADER as u64,
+                "snapshot checksum mismatch",
+            ));
+        }
+        Ok(Some(body))
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let mut s = self.stats.clone();
+        s.live_segments = self.segments.len() as u64;
+        s.segment_bytes = self.segments.values().map(|s| s.size).sum();
+        s.index_bytes = self.index.memory_bytes() as u64;
+        s
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+}

@@ -1,0 +1,127 @@
+//! Options of the segment-file engine.
+
+use std::sync::Arc;
+
+use storage_core::{StoreOptions, SyncPolicy};
+
+use crate::env::{FileSystem, StdFs};
+use crate::error::{FilesError, Result};
+
+/// What recovery does with damage it finds at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// Only a torn final record (a write cut short by a crash) is cut off. A bad checksum with
+    /// valid data after it, a bad header, a missing segment or snapshot file: open fails with
+    /// [`FilesError::Corrupt`]. The default, and the only mode that never drops acknowledged
+    /// data silently.
+    #[default]
+    Strict,
+    /// Opens what can be opened: the last segment is cut at its first damaged record (dropping
+    /// everything after it, acknowledged or not) and a missing or damaged snapshot file is
+    /// forgotten. For salvaging a damaged store by hand, never for a replica that votes.
+    Lenient,
+}
+
+/// Options for [`FilesStorage`](crate::FilesStorage); build with the methods.
+///
+/// ```
+/// use storage_files::{FilesOptions, RecoveryMode};
+/// let opts = FilesOptions::new().segment_size(8 << 20).recovery(RecoveryMode::Strict);
+/// assert_eq!(opts.segment_size_bytes(), 8 << 20);
+/// ```
+#[derive(Clone)]
+pub struct FilesOptions {
+    pub(crate) core: StoreOptions,
+    pub(crate) segment_size: u64,
+    pub(crate) recovery: RecoveryMode,
+    pub(crate) preallocate: bool,
+    pub(crate) fs: Arc<dyn FileSystem>,
+}
+
+impl std::fmt::Debug for FilesOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilesOptions")
+            .field("sync", &self.core.sync)
+            .field("segment_size", &self.segment_size)
+            .field("recovery", &self.recovery)
+            .field("preallocate", &self.preallocate)
+            .finish()
+    }
+}
+
+impl Default for FilesOptions {
+    fn default() -> Self {
+        FilesOptions {
+            core: StoreOptions::default(),
+            segment_size: 64 << 20,
+            recovery: RecoveryMode::Strict,
+            preallocate: true,
+            fs: Arc::new(StdFs),
+        }
+    }
+}
+
+impl FilesOptions {
+    /// Defaults: 64 MiB segments, durable writes, strict recovery, preallocation on.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Segment size in bytes (4 KiB to 1 GiB); a segment is sealed once a record would take
+    /// it past this size. A single larger batch gets a segment of its own.
+    pub fn segment_size(mut self, bytes: u64) -> Self {
+        self.segment_size = bytes;
+        self
+    }
+
+    /// The sync policy. [`SyncPolicy::Never`] is unsafe for consensus: see its docs.
+    pub fn sync(mut self, sync: SyncPolicy) -> Self {
+        self.core.sync = sync;
+        self
+    }
+
+    /// The options shared by all paxstore backends.
+    pub fn store_options(mut self, core: StoreOptions) -> Self {
+        self.core = core;
+        self
+    }
+
+    /// The recovery mode.
+    pub fn recovery(mut self, mode: RecoveryMode) -> Self {
+        self.recovery = mode;
+        self
+    }
+
+    /// Whether a new segment's disk space is reserved up front (`fallocate`), so that
+    /// appends do not grow the file and `fdatasync` has no size to flush.
+    pub fn preallocate(mut self, on: bool) -> Self {
+        self.preallocate = on;
+        self
+    }
+
+    /// The file system to use (tests pass a [`FaultyFs`](crate::env::FaultyFs)).
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
+        self
+    }
+
+    /// The configured segment size.
+    pub fn segment_size_bytes(&self) -> u64 {
+        self.segment_size
+    }
+
+    /// The configured sync policy.
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.core.sync
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if !(4096..=1 << 30).contains(&self.segment_size) {
+            return Err(FilesError::InvalidOption(format!(
+                "segment size {} is outside 4 KiB..=1 GiB",
+                self.segment_size
+            )));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,358 @@
+//! Opening a store: lock, list, check every segment header, take sealed segments' positions
+//! from their trailers (without reading their records), replay the last segment, cut a torn
+//! tail, check the snapshot file, remove leftovers.
+//!
+//! The cost is a fixed number of small reads per sealed segment plus one read of the last
+//! segment, so it is bounded by the segment size, not by the length of the log.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use crate::engine::{Active, Engine, Segment};
+use crate::error::{FilesError, Result};
+use crate::format::{self, DecodeError, Frame};
+use crate::index::Index;
+use crate::options::{FilesOptions, RecoveryMode};
+use crate::stats::Stats;
+
+fn decode_err(path: &Path, offset: u64, e: DecodeError) -> FilesError {
+    match e {
+        DecodeError::Corrupt(reason) => FilesError::corrupt(path, offset, reason),
+        DecodeError::Version(found) => FilesError::FormatVersion {
+            path: path.to_path_buf(),
+            found,
+            expected: format::FORMAT_VERSION,
+        },
+    }
+}
+
+/// The name of the lock file in a store directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
+    opts.validate()?;
+    let started = Instant::now();
+    let fs = opts.fs.clone();
+    fs.create_dir_all(dir)
+        .map_err(|e| FilesError::io("create directory", dir, e))?;
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = fs.lock(&lock_path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WouldBlock {
+            FilesError::Locked {
+                path: lock_path.clone(),
+            }
+        } else {
+            FilesError::io("lock", &lock_path, e)
+        }
+    })?;
+    let names = fs
+        .list(dir)
+        .map_err(|e| FilesError::io("list directory", dir, e))?;
+    let mut segment_ids = Vec::new();
+    let mut snapshot_ids = Vec::new();
+    let mut leftovers = Vec::new();
+    for name in names {
+        match format::parse_name(&name) {
+            Some(("segment", id)) => segment_ids.push(id),
+            Some((_, id)) => snapshot_ids.push(id),
+            None if name.ends_with(".tmp") => leftovers.push(name),
+            None => {}
+        }
+    }
+    segment_ids.sort_unstable();
+    snapshot_ids.sort_unstable();
+
+    let mut engine = Engine {
+        dir: dir.to_path_buf(),
+        opts,
+        fs: fs.clone(),
+        _lock: lock,
+        segments: BTreeMap::new(),
+        active: None,
+        index: Index::new(),
+        meta: Default::default(),
+        poisoned: None,
+        next_segment_id: 1,
+        next_snapshot_id: 1,
+        stats: Stats::default(),
+    };
+    for name in &leftovers {
+        let path = engine.path(name);
+        fs.remove_file(&path)
+            .map_err(|e| FilesError::io("remove leftover", &path, e))?;
+    }
+
+    if let Some(&last) = segment_ids.last() {
+        for pair in segment_ids.windows(2) {
+            if pair[1] != pair[0] + 1 {
+                return Err(FilesError::corrupt(
+                    engine.path(&format::segment_name(pair[0] + 1)),
+                    0,
+                    format!("segment missing between {} and {}", pair[0], pair[1]),
+                ));
+            }
+        }
+        for &id in &segment_ids[..segment_ids.len() - 1] {
+            open_sealed(&mut engine, id)?;
+        }
+        replay_last(&mut engine, last)?;
+        engine.next_segment_id = last + 1;
+    }
+
+    // The snapshot the metadata refers to must exist; other snapshot files are leftovers of
+    // interrupted or superseded writes.
+    if let Some(r) = engine.meta.snapshot {
+        let path = engine.path(&format::snapshot_name(r.id));
+        let ok = snapshot_ids.contains(&r.id)
+            && fs
+                .open(&path)
+                .and_then(|f| f.len())
+                .is_ok_and(|len| len == format::SNAPSHOT_HEADER as u64 + r.len);
+        if !ok {
+            match engine.opts.recovery {
+                RecoveryMode::Strict => {
+                    return Err(FilesError::corrupt(
+                        &path,
+                        0,
+                        format!("snapshot file of {} bytes referred to by the log is missing or has the wrong size", r.len),
+                    ))
+                }
+                RecoveryMode::Lenient => {
+                    tracing::warn!("lenient recovery: forgetting missing snapshot {}", path.display());
+                    engine.meta.snapshot = None;
+                }
+            }
+        }
+    }
+    let current = engine.meta.snapshot.map(|r| r.id);
+    let mut removed = !leftovers.is_empty();
+    for &id in &snapshot_ids {
+        if Some(id) != current {
+            let path = engine.path(&format::snapshot_name(id));
+            fs.remove_file(&path)
+                .map_err(|e| FilesError::io("remove orphan snapshot", &path, e))?;
+            removed = true;
+        }
+    }
+    engine.next_snapshot_id = snapshot_ids.last().map_or(1, |&id| id + 1);
+    if removed {
+        fs.sync_dir(dir)
+            .map_err(|e| FilesError::io("fsync directory", dir, e))?;
+    }
+    // A trim may have been interrupted before it deleted the segments below it.
+    engine.reclaim_segments();
+    engine.check()?;
+    engine.stats.last_recovery = started.elapsed();
+    Ok(engine)
+}
+
+fn read_header(
+    engine: &Engine,
+    id: u64,
+    file: &dyn crate::env::FsFile,
+    len: u64,
+) -> Result<(format::SegmentHeader, usize)> {
+    let path = engine.path(&format::segment_name(id));
+    let mut prefix = vec![0u8; format::SEGMENT_HEADER_PREFIX.min(len as usize)];
+    file.read_exact_at(&mut prefix, 0)
+        .map_err(|e| FilesError::io("read header", &path, e))?;
+    let hlen = format::header_len(&prefix).map_err(|e| decode_err(&path, 0, e))?;
+    if hlen as u64 > len {
+        return Err(FilesError::corrupt(&path, 0, "segment header cut short"));
+    }
+    let mut bytes = vec![0u8; hlen];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| FilesError::io("read header", &path, e))?;
+    let (header, hlen) = format::decode_header(&bytes).map_err(|e| decode_err(&path, 0, e))?;
+    if header.id != id {
+        return Err(FilesError::corrupt(
+            &path,
+            12,
+            format!("header says segment {}, file name says {id}", header.id),
+        ));
+    }
+    Ok((header, hlen))
+}
+
+/// A segment before the last: check its header, take its run from the trailer.
+fn open_sealed(engine: &mut Engine, id: u64) -> Result<()> {
+    let path = engine.path(&format::segment_name(id));
+    let file = engine
+        .fs
+        .open(&path)
+        .map_err(|e| FilesError::io("open", &path, e))?;
+    let len = file.len().map_err(|e| FilesError::io("stat", &path, e))?;
+    let (_, hlen) = read_header(engine, id, file.as_ref(), len)?;
+    let trailer_at = len
+        .checked_sub(format::TRAILER_LEN as u64)
+        .filter(|&t| t >= hlen as u64);
+    let trailer = trailer_at.and_then(|at| {
+        let mut b = [0u8; format::TRAILER_LEN];
+        file.read_exact_at(&mut b, at).ok()?;
+        format::decode_trailer(&b)
+    });
+    let Some(t) = trailer else {
+        return Err(FilesError::corrupt(
+            &path,
+            len.saturating_sub(format::TRAILER_LEN as u64),
+            "segment is not the newest but has no valid trailer (not sealed, or damaged)",
+        ));
+    };
+    if t.seal_offset < hlen as u64
+        || t.seal_offset
+            + format::RECORD_HEADER as u64
+            + 16
+            + t.count * 8
+            + format::TRAILER_LEN as u64
+            != len
+    {
+        return Err(FilesError::corrupt(
+            &path,
+            len - format::TRAILER_LEN as u64,
+            "trailer disagrees with the file length",
+        ));
+    }
+    if t.count > 0 {
+        engine.index.truncate(t.first);
+        engine.index.push_lazy(id, t.first, t.count, t.seal_offset);
+    }
+    engine.segments.insert(
+        id,
+        Segment {
+            file,
+            path,
+            size: len,
+        },
+    );
+    Ok(())
+}
+
+/// The newest segment: its header's checkpoint, then every record after it.
+fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
+    let path = engine.path(&format::segment_name(id));
+    let file = engine
+        .fs
+        .open(&path)
+        .map_err(|e| FilesError::io("open", &path, e))?;
+    let len = file.len().map_err(|e| FilesError::io("stat", &path, e))?;
+    let (header, hlen) = read_header(engine, id, file.as_ref(), len)?;
+    engine.meta = header.checkpoint;
+    engine.index.truncate(engine.meta.next);
+    engine.index.trim(engine.meta.first);
+    let mut buf = vec![0u8; len as usize];
+    file.read_exact_at(&mut buf, 0)
+        .map_err(|e| FilesError::io("read", &path, e))?;
+    let mut pos = hlen;
+    let mut sealed = false;
+    let mut cut = false;
+    loop {
+        match format::parse_frame(&buf[pos..]) {
+            Frame::Record {
+                kind: format::KIND_BATCH,
+                body,
+                total,
+            } => {
+                let offset = pos as u64;
+                let effects =
+                    format::parse_batch(&buf[pos + body.start..pos + body.end], body.start)
+                        .map_err(|e| decode_err(&path, offset, e))?;
+                engine
+                    .apply_effects(id, offset, effects)
+                    .map_err(|reason| FilesError::corrupt(&path, offset, reason))?;
+                pos += total;
+            }
+            Frame::Record { body, total, .. } => {
+                // A seal record: the segment was sealed but no newer segment was created yet.
+                let offset = pos as u64;
+                format::parse_seal(&buf[pos + body.start..pos + body.end])
+                    .map_err(|e| decode_err(&path, offset, e))?;
+                let t_at = pos + total;
+                let trailer = buf
+                    .get(t_at..t_at + format::TRAILER_LEN)
+                    .and_then(format::decode_trailer);
+                if trailer.is_none_or(|t| t.seal_offset != offset) {
+                    return Err(FilesError::corrupt(
+                        &path,
+                        t_at as u64,
+                        "seal record without its trailer",
+                    ));
+                }
+                pos = t_at + format::TRAILER_LEN;
+                sealed = true;
+                if buf[pos..].iter().any(|&b| b != 0) {
+                    return Err(FilesError::corrupt(
+                        &path,
+                        pos as u64,
+                        "data after the trailer of a sealed segment",
+                    ));
+                }
+                if (pos as u64) < len {
+                    // Preallocated zeros the seal did not get to cut: the trailer must end the file.
+                    file.set_len(pos as u64)
+                        .map_err(|e| FilesError::io("truncate", &path, e))?;
+                    file.sync_all()
+                        .map_err(|e| FilesError::io("fsync", &path, e))?;
+                }
+                break;
+            }
+            Frame::End => break,
+            Frame::Truncated => {
+                cut = true;
+                break;
+            }
+            Frame::Bad {
+                reason,
+                claimed_end,
+            } => {
+                let valid_after = claimed_end
+                    .filter(|&e| pos + e < buf.len())
+                    .is_some_and(|e| {
+                        matches!(format::parse_frame(&buf[pos + e..]), Frame::Record { .. })
+                    });
+                if valid_after && engine.opts.recovery == RecoveryMode::Strict {
+                    return Err(FilesError::corrupt(
+                        &path,
+                        pos as u64,
+                        format!("{reason}, with valid records after it"),
+                    ));
+                }
+                cut = true;
+                break;
+            }
+        }
+    }
+    if cut {
+        // A torn final record (or, in lenient mode, everything from the first damaged one).
+        engine.stats.torn_tail_bytes_cut = len - pos as u64;
+        tracing::warn!(
+            "{}: cutting {} bytes of torn tail at offset {pos}",
+            path.display(),
+            len - pos as u64
+        );
+        file.set_len(pos as u64)
+            .map_err(|e| FilesError::io("truncate torn tail", &path, e))?;
+        file.sync_all()
+            .map_err(|e| FilesError::io("fsync", &path, e))?;
+    }
+    let (first, next) = (engine.meta.first, engine.meta.next);
+    let covered = engine.index.len() == next - first
+        && (first == next || engine.index.start() == Some(first));
+    if !covered {
+        return Err(FilesError::corrupt(
+            &path,
+            0,
+            format!("after replay the log holds [{first}, {next}) but the segments hold {} of those entries", engine.index.len()),
+        ));
+    }
+    let size = pos as u64;
+    engine.segments.insert(id, Segment { file, path, size });
+    if !sealed {
+        engine.active = Some(Active {
+            id,
+            end: pos as u64,
+            header_len: hlen as u64,
+        });
+    }
+    Ok(())
+}

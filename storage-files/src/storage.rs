@@ -1,0 +1,237 @@
+//! `FilesStorage<T>`: the OmniPaxos `Storage` over the segment engine.
+
+use std::marker::PhantomData;
+use std::path::Path;
+
+use omnipaxos::{
+    ballot_leader_election::Ballot,
+    storage::{Entry, StopSign, Storage, StorageOp, StorageResult},
+};
+use serde::{de::DeserializeOwned, Serialize};
+use storage_core::{
+    bounds::{PrefixEffect, TrimEffect},
+    codec,
+};
+
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::format::{BatchBuilder, MetaOp};
+use crate::options::FilesOptions;
+use crate::stats::Stats;
+
+/// An OmniPaxos log on append-only segment files.
+///
+/// - One framed, checksummed record per `write_atomically`: a batch is all or nothing on disk,
+///   and durable (`fdatasync`) before the call returns under the default sync policy.
+/// - Trim writes a trim record, then deletes every segment wholly below the trim point and
+///   fsyncs the directory: disk use stays within one segment of the live log.
+/// - Snapshots go to their own file (temp name, fsync, rename, directory fsync) before the
+///   record that points at them.
+/// - Memory holds positions (8 bytes per entry), never entries; reads are positional.
+/// - A failed fsync poisons the store: every later call fails; reopen to recover.
+/// - The directory is locked for the life of the store.
+///
+/// ```
+/// use omnipaxos::storage::Storage;
+/// use storage_core::kv::KeyValue;
+/// use storage_files::{FilesOptions, FilesStorage};
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let mut log = FilesStorage::<KeyValue>::open(dir.path(), FilesOptions::new()).unwrap();
+/// log.append_entries((0..10).map(|i| KeyValue::new("k", i, 32)).collect()).unwrap();
+/// log.trim(4).unwrap();
+/// drop(log);
+/// let log = FilesStorage::<KeyValue>::open(dir.path(), FilesOptions::new()).unwrap();
+/// assert_eq!(log.get_log_len().unwrap(), 6);
+/// assert_eq!(log.get_entries(4, 5).unwrap()[0].value, 4);
+/// ```
+pub struct FilesStorage<T> {
+    engine: Engine,
+    _entries: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for FilesStorage<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilesStorage")
+            .field("dir", &self.engine.dir())
+            .field("first", &self.engine.meta.first)
+            .field("next", &self.engine.meta.next)
+            .finish()
+    }
+}
+
+impl<T> FilesStorage<T>
+where
+    T: Entry + Serialize + DeserializeOwned,
+    T::Snapshot: Serialize + DeserializeOwned,
+{
+    /// Opens the store in `dir` (created if missing), recovering what is on disk.
+    pub fn open(dir: impl AsRef<Path>, options: FilesOptions) -> Result<Self> {
+        Ok(FilesStorage {
+            engine: crate::recovery::open(dir.as_ref(), options)?,
+            _entries: PhantomData,
+        })
+    }
+
+    /// The engine's counters.
+    pub fn stats(&self) -> Stats {
+        self.engine.stats()
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        self.engine.dir()
+    }
+
+    /// The stored log bounds `[first, next)`.
+    pub fn bounds(&self) -> storage_core::bounds::Bounds {
+        self.engine.bounds()
+    }
+
+    /// Whether an earlier failure poisoned the store, and why.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.engine.poisoned.as_deref()
+    }
+
+    /// Seals the active segment now (the next write starts a new one).
+    pub fn rotate(&mut self) -> Result<()> {
+        self.engine.check()?;
+        self.engine.seal_active()
+    }
+
+    fn write(&mut self, ops: Vec<StorageOp<T>>) -> Result<()> {
+        self.engine.check()?;
+        let mut bounds = self.engine.bounds();
+        let mut batch = BatchBuilder::new();
+        let mut snapshot = None;
+        for op in &ops {
+            match op {
+                StorageOp::AppendEntry(e) => {
+                    let at = bounds.next as u64;
+                    bounds.append(1)?;
+                    batch.append(at, [e])?;
+                }
+                StorageOp::AppendEntries(v) => {
+                    if !v.is_empty() {
+                        let at = bounds.next as u64;
+                        bounds.append(v.len())?;
+                        batch.append(at, v)?;
+                    }
+                }
+                StorageOp::AppendOnPrefix(i, v) => match bounds.append_on_prefix(*i, v.len())? {
+                    PrefixEffect::Noop => {}
+                    PrefixEffect::TruncateAndAppend { from } => batch.append(from as u64, v)?,
+                },
+                StorageOp::Trim(i) => {
+                    if bounds.trim(*i) != TrimEffect::Noop {
+                        batch.trim(*i as u64);
+                    }
+                }
+                StorageOp::SetPromise(b) => batch.meta(MetaOp::Promise(*b))?,
+                StorageOp::SetAcceptedRound(b) => batch.meta(MetaOp::Accepted(*b))?,
+                StorageOp::SetDecidedIndex(i) => batch.meta(MetaOp::Decided(*i as u64))?,
+                StorageOp::SetCompactedIdx(i) => batch.meta(MetaOp::Compacted(*i as u64))?,
+                StorageOp::SetStopsign(s) => batch.meta(MetaOp::Stopsign(s.clone()))?,
+                // Only the last snapshot of a batch survives it; it is written at commit.
+                StorageOp::SetSnapshot(s) => {
+                    snapshot = Some(
+                        s.as_ref()
+                            .map(|s| codec::encode("snapshot", s))
+                            .transpose()?,
+                    );
+                }
+            }
+        }
+        self.engine.commit(batch, snapshot)
+    }
+
+    fn read(&self, range: Option<std::ops::Range<usize>>) -> Result<Vec<T>> {
+        self.engine.check()?;
+        let Some(r) = range else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::with_capacity(r.len());
+        self.engine
+            .read_range(r.start as u64, r.end as u64, |bytes| {
+                out.push(codec::decode("entry", bytes)?);
+                Ok(())
+            })?;
+        Ok(out)
+    }
+
+    fn meta<R>(&self, f: impl FnOnce(&crate::format::Checkpoint) -> R) -> Result<R> {
+        self.engine.check()?;
+        Ok(f(&self.engine.meta))
+    }
+}
+
+impl<T> Storage<T> for FilesStorage<T>
+where
+    T: Entry + Serialize + DeserializeOwned,
+    T::Snapshot: Serialize + DeserializeOwned,
+{
+    fn write_atomically(&mut self, ops: Vec<StorageOp<T>>) -> StorageResult<()> {
+        Ok(self.write(ops)?)
+    }
+    fn append_entry(&mut self, entry: T) -> StorageResult<()> {
+        Ok(self.write(vec![StorageOp::AppendEntry(entry)])?)
+    }
+    fn append_entries(&mut self, entries: Vec<T>) -> StorageResult<()> {
+        Ok(self.write(vec![StorageOp::AppendEntries(entries)])?)
+    }
+    fn append_on_prefix(&mut self, from_idx: usize, entries: Vec<T>) -> StorageResult<()> {
+        Ok(self.write(vec![StorageOp::AppendOnPrefix(from_idx, entries)])?)
+    }
+    fn set_promise(&mut self, n_prom: Ballot) -> StorageResult<()> {
+        Ok(self.write(vec![StorageOp::SetPromise(n_prom)])?)
+    }
+    fn set_decided_idx(&mut self, ld: usize) -> StorageResult<()> {
+        Ok(self.write(vec![StorageOp::SetDecidedIndex(ld)])?)
+    }
+    fn get_decided_idx(&self) -> StorageResult<usize> {
+        Ok(self.meta(|m| m.decided as usize)?)
+    }
+    fn set_accepted_round(&mut self, na: Ballot) -> StorageResult<()> {
+        Ok(self.write(vec![StorageOp::SetAcceptedRound(na)])?)
+    }
+    fn get_accepted_round(&self) -> StorageResult<Option<Ballot>> {
+        Ok(self.meta(|m| m.accepted)?)
+    }
+    fn get_entries(&self, from: usize, to: usize) -> StorageResult<Vec<T>> {
+        Ok(self.read(self.engine.bounds().entries_range(from, to))?)
+    }
+    fn get_log_len(&self) -> StorageResult<usize> {
+        Ok(self.meta(|m| (m.next - m.first) as usize)?)
+    }
+    fn get_suffix(&self, from: usize) -> StorageResult<Vec<T>> {
+        Ok(self.read(self.engine.bounds().suffix_range(from))?)
+    }
+    fn get_promise(&self) -> StorageResult<Option<Ballot>> {
+        Ok(self.meta(|m| m.promise)?)
+    }
+    fn set_stopsign(&mut self, s: Option<StopSign>) -> StorageResult<()> {
+        Ok(self.write(vec![StorageOp::SetStopsign(s)])?)
+    }
+    fn get_stopsign(&self) -> StorageResult<Option<StopSign>> {
+        Ok(self.meta(|m| m.stopsign.clone())?)
+    }
+    fn trim(&mut self, idx: usize) -> StorageResult<()> {
+        Ok(self.write(vec![StorageOp::Trim(idx)])?)
+    }
+    fn set_compacted_idx(&mut self, idx: usize) -> StorageResult<()> {
+        Ok(self.write(vec![StorageOp::SetCompactedIdx(idx)])?)
+    }
+    fn get_compacted_idx(&self) -> StorageResult<usize> {
+        Ok(self.meta(|m| m.compacted as usize)?)
+    }
+    fn set_snapshot(&mut self, snapshot: Option<T::Snapshot>) -> StorageResult<()> {
+        Ok(self.write(vec![StorageOp::SetSnapshot(snapshot)])?)
+    }
+    fn get_snapshot(&self) -> StorageResult<Option<T::Snapshot>> {
+        self.engine.check()?;
+        match self.engine.read_snapshot()? {
+            Some(bytes) => Ok(Some(codec::decode("snapshot", &bytes)?)),
+            None => Ok(None),
+        }
+    }
+}
