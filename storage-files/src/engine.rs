@@ -196,7 +196,10 @@ impl Engine {
         let (seg, offset) = match outcome {
             Ok(at) => at,
             Err(e) => {
-                if let Some(id) = new_file {
+                // A poisoned store may have the record on disk (a failed fdatasync does not
+                // mean the data did not land): then the file is the batch's snapshot and must
+                // stay. If the record did not land, open removes the file as an orphan.
+                if let (Some(id), None) = (new_file, &self.poisoned) {
                     let _ = self.fs.remove_file(&self.path(&format::snapshot_name(id)));
                 }
                 return Err(e);
