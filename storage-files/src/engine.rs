@@ -14,6 +14,7 @@ use crate::format::{
 };
 use crate::index::{Index, Locs, Run};
 use crate::options::FilesOptions;
+use crate::purge::Purger;
 use crate::stats::Stats;
 
 /// A segment file on disk.
@@ -37,6 +38,8 @@ pub(crate) struct Engine {
     pub(crate) dir: PathBuf,
     pub(crate) opts: FilesOptions,
     pub(crate) fs: Arc<dyn FileSystem>,
+    /// Declared before the lock so that pending deletions finish before the lock is released.
+    pub(crate) purger: Purger,
     pub(crate) _lock: Box<dyn FsLock>,
     pub(crate) segments: BTreeMap<u64, Segment>,
     pub(crate) active: Option<Active>,
@@ -50,10 +53,8 @@ pub(crate) struct Engine {
 
 impl Engine {
     pub(crate) fn check(&self) -> Result<()> {
-        match &self.poisoned {
-            Some(reason) => Err(FilesError::Poisoned {
-                reason: reason.clone(),
-            }),
+        match self.poisoned.clone().or_else(|| self.purger.error()) {
+            Some(reason) => Err(FilesError::Poisoned { reason }),
             None => Ok(()),
         }
     }
@@ -216,18 +217,10 @@ impl Engine {
         // be reported as a failed batch.
         if old_snapshot != self.meta.snapshot {
             if let Some(old) = old_snapshot {
+                // No directory fsync: if the removal is lost in a crash, open deletes the
+                // unreferenced file again.
                 let path = self.path(&format::snapshot_name(old.id));
-                match self.fs.remove_file(&path) {
-                    Ok(()) => {
-                        if let Err(e) = self.sync_dir() {
-                            self.poison(&e);
-                        }
-                    }
-                    Err(e) => tracing::warn!(
-                        "could not remove superseded snapshot {}: {e}",
-                        path.display()
-                    ),
-                }
+                self.purger.submit(vec![path], self.dir.clone(), false);
             }
         }
         if trims {
@@ -353,7 +346,7 @@ impl Engine {
 
     /// Creates the next segment (temp name, header with the metadata checkpoint, fsync,
     /// rename, directory fsync) and makes it active.
-    fn create_segment(&mut self) -> Result<()> {
+    pub(crate) fn create_segment(&mut self) -> Result<()> {
         let id = self.next_segment_id;
         let header = format::encode_header(&SegmentHeader {
             id,
@@ -424,24 +417,30 @@ impl Engine {
             .range(..keep_from)
             .map(|(&id, _)| id)
             .collect();
-        if doomed.is_empty() {
-            return;
-        }
+        let mut paths = Vec::with_capacity(doomed.len());
         for id in doomed {
-            let path = self.segments[&id].path.clone();
-            if let Err(e) = self.fs.remove_file(&path) {
-                tracing::warn!(
-                    "could not delete segment {}: {e}; will retry",
-                    path.display()
-                );
-                break;
+            if let Some(seg) = self.segments.remove(&id) {
+                paths.push(seg.path);
+                self.stats.deleted_segments += 1;
             }
-            self.segments.remove(&id);
-            self.stats.deleted_segments += 1;
         }
-        if let Err(e) = self.sync_dir() {
-            self.poison(&e);
+        self.purger.submit(paths, self.dir.clone(), true);
+    }
+
+    /// Seals the active segment and starts the next one.
+    pub(crate) fn rotate(&mut self) -> Result<()> {
+        self.check()?;
+        self.seal_active()?;
+        self.create_segment()
+    }
+
+    /// Waits for queued file deletions to reach the disk.
+    pub(crate) fn wait_for_purge(&mut self) -> Result<()> {
+        if let Err(reason) = self.purger.wait() {
+            self.poisoned.get_or_insert(reason.clone());
+            return Err(FilesError::Poisoned { reason });
         }
+        Ok(())
     }
 
     fn run_locs<'a>(&'a self, run: &'a Run) -> Result<&'a [Loc]> {
@@ -596,6 +595,7 @@ impl Engine {
 
     pub(crate) fn stats(&self) -> Stats {
         let mut s = self.stats.clone();
+        s.fsyncs += self.purger.fsyncs();
         s.live_segments = self.segments.len() as u64;
         s.segment_bytes = self.segments.values().map(|s| s.size).sum();
         s.index_bytes = self.index.memory_bytes() as u64;

@@ -25,6 +25,7 @@ pub mod error;
 pub mod format;
 pub mod index;
 pub mod options;
+mod purge;
 mod recovery;
 pub mod stats;
 mod storage;

@@ -35,6 +35,7 @@ pub struct FilesOptions {
     pub(crate) segment_size: u64,
     pub(crate) recovery: RecoveryMode,
     pub(crate) preallocate: bool,
+    pub(crate) background_purge: bool,
     pub(crate) fs: Arc<dyn FileSystem>,
 }
 
@@ -45,6 +46,7 @@ impl std::fmt::Debug for FilesOptions {
             .field("segment_size", &self.segment_size)
             .field("recovery", &self.recovery)
             .field("preallocate", &self.preallocate)
+            .field("background_purge", &self.background_purge)
             .finish()
     }
 }
@@ -56,6 +58,7 @@ impl Default for FilesOptions {
             segment_size: 64 << 20,
             recovery: RecoveryMode::Strict,
             preallocate: true,
+            background_purge: true,
             fs: Arc::new(StdFs),
         }
     }
@@ -96,6 +99,15 @@ impl FilesOptions {
     /// appends do not grow the file and `fdatasync` has no size to flush.
     pub fn preallocate(mut self, on: bool) -> Self {
         self.preallocate = on;
+        self
+    }
+
+    /// Whether dead files (segments below a trim, superseded snapshots) are deleted by a
+    /// worker thread (the default) rather than inside the call that made them dead. Either
+    /// way they are dead only once the record that killed them is durable; a crash before the
+    /// deletion leaves them for the next open to delete.
+    pub fn background_purge(mut self, on: bool) -> Self {
+        self.background_purge = on;
         self
     }
 

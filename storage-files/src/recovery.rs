@@ -63,10 +63,12 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     segment_ids.sort_unstable();
     snapshot_ids.sort_unstable();
 
+    let background = opts.background_purge;
     let mut engine = Engine {
         dir: dir.to_path_buf(),
         opts,
         fs: fs.clone(),
+        purger: crate::purge::Purger::new(fs.clone(), background),
         _lock: lock,
         segments: BTreeMap::new(),
         active: None,

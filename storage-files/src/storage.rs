@@ -93,10 +93,16 @@ where
         self.engine.poisoned.as_deref()
     }
 
-    /// Seals the active segment now (the next write starts a new one).
+    /// Seals the active segment now and starts a new one.
     pub fn rotate(&mut self) -> Result<()> {
-        self.engine.check()?;
-        self.engine.seal_active()
+        self.engine.rotate()
+    }
+
+    /// Waits until the files that trims and snapshots made dead are deleted and the deletion
+    /// is durable (they are deleted in the background by default; see
+    /// [`FilesOptions::background_purge`]).
+    pub fn wait_for_purge(&mut self) -> Result<()> {
+        self.engine.wait_for_purge()
     }
 
     fn write(&mut self, ops: Vec<StorageOp<T>>) -> Result<()> {
