@@ -62,7 +62,12 @@ impl<T: Entry> VecStore<T> {
             StorageOp::AppendEntries(mut v) => self.log.append(&mut v),
             StorageOp::AppendOnPrefix(i, mut v) => {
                 if i < self.offset || (i > self.next() && !v.is_empty()) {
-                    return Err(format!("append_on_prefix({i}) outside [{}, {}]", self.offset, self.next()).into());
+                    return Err(format!(
+                        "append_on_prefix({i}) outside [{}, {}]",
+                        self.offset,
+                        self.next()
+                    )
+                    .into());
                 }
                 if i <= self.next() {
                     self.log.truncate(i - self.offset);
