@@ -49,6 +49,8 @@ pub(crate) struct Engine {
     pub(crate) next_segment_id: u64,
     pub(crate) next_snapshot_id: u64,
     pub(crate) stats: Stats,
+    /// The last record's buffer, reused for the next batch.
+    pub(crate) scratch: Vec<u8>,
 }
 
 impl Engine {
@@ -194,6 +196,9 @@ impl Engine {
         }
         let (record, effects) = batch.finish();
         let outcome = self.append_record(&record);
+        if record.capacity() <= 4 << 20 {
+            self.scratch = record;
+        }
         let (seg, offset) = match outcome {
             Ok(at) => at,
             Err(e) => {

@@ -315,7 +315,13 @@ impl Default for BatchBuilder {
 impl BatchBuilder {
     /// An empty batch.
     pub fn new() -> Self {
-        let mut buf = Vec::with_capacity(4096);
+        Self::with_buffer(Vec::with_capacity(4096))
+    }
+
+    /// An empty batch that builds its record in `buf` (cleared first), so that a caller can
+    /// reuse one allocation for every batch.
+    pub fn with_buffer(mut buf: Vec<u8>) -> Self {
+        buf.clear();
         buf.resize(RECORD_HEADER + 4, 0);
         BatchBuilder {
             buf,

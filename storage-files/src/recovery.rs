@@ -78,6 +78,7 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
         next_segment_id: 1,
         next_snapshot_id: 1,
         stats: Stats::default(),
+        scratch: Vec::new(),
     };
     for name in &leftovers {
         let path = engine.path(name);

@@ -108,7 +108,7 @@ where
     fn write(&mut self, ops: Vec<StorageOp<T>>) -> Result<()> {
         self.engine.check()?;
         let mut bounds = self.engine.bounds();
-        let mut batch = BatchBuilder::new();
+        let mut batch = BatchBuilder::with_buffer(std::mem::take(&mut self.engine.scratch));
         let mut snapshot = None;
         for op in &ops {
             match op {
