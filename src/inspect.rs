@@ -1,0 +1,575 @@
+//! What is on disk: the engine behind `paxstore inspect DIR` and `paxstore verify DIR`.
+//!
+//! [`examine`] reads a store directory without opening the store (no lock is taken, nothing is
+//! written, a torn tail is not cut off) and checks everything it reads:
+//!
+//! - **files** (`storage-files`, see its `FORMAT.md`): segment ids consecutive; every segment
+//!   header and its checksum; every record's checksum and every entry's own checksum; batch
+//!   bodies decoded; every segment but the newest sealed, with a seal record and a trailer
+//!   that agree; snapshot files' headers, lengths and checksums; the snapshot the metadata
+//!   refers to present and matching. The metadata is the newest segment's checkpoint with its
+//!   records replayed, as recovery does.
+//! - **rocks** (`storage-rocks`, feature `rocks`): the database opened read-only, every column
+//!   family scanned with block checksums verified, each log's metadata decoded.
+//!
+//! The result is a [`Summary`]: what is stored, the parts (files, column families) with their
+//! sizes, [`Problem`]s (corruption, each naming the file and, where there is one, the offset)
+//! and notes (harmless findings such as a torn final record, which the next open cuts off).
+//! A directory that cannot be read at all, holds no store, or holds a format version this
+//! build does not read is an [`Unreadable`] error.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use omnipaxos::ballot_leader_election::Ballot;
+
+use crate::any::Backend;
+
+/// One piece of damage: the file and, where it applies, the byte offset in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The damaged (or missing) file.
+    pub file: PathBuf,
+    /// The byte offset of the damage in `file`.
+    pub offset: Option<u64>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.offset {
+            Some(o) => write!(f, "{} at offset {o}: {}", self.file.display(), self.reason),
+            None => write!(f, "{}: {}", self.file.display(), self.reason),
+        }
+    }
+}
+
+/// The directory could not be examined at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct Unreadable {
+    /// The directory or file that could not be read.
+    pub path: PathBuf,
+    /// Why.
+    pub reason: String,
+}
+
+fn unreadable(path: &Path, reason: impl Into<String>) -> Unreadable {
+    Unreadable {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// The state of one OmniPaxos log as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LogSummary {
+    /// The log's name (`log` for a single-log store).
+    pub name: String,
+    /// The lowest stored index.
+    pub first: u64,
+    /// One past the highest stored index.
+    pub next: u64,
+    /// The decided index.
+    pub decided: u64,
+    /// The compacted index.
+    pub compacted: u64,
+    /// The promised round.
+    pub promise: Option<Ballot>,
+    /// The accepted round.
+    pub accepted: Option<Ballot>,
+    /// The stop-sign, described.
+    pub stopsign: Option<String>,
+    /// The encoded size of the snapshot, if there is one.
+    pub snapshot_bytes: Option<u64>,
+}
+
+/// One file or column family of the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// The file or column family name.
+    pub name: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// What it holds.
+    pub detail: String,
+}
+
+/// Everything [`examine`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// The backend that wrote the directory.
+    pub backend: Backend,
+    /// The directory.
+    pub dir: PathBuf,
+    /// The on-disk format version.
+    pub format_version: u32,
+    /// The logs stored (one for `files`, one per column family for `rocks`).
+    pub logs: Vec<LogSummary>,
+    /// Files or column families, with sizes.
+    pub parts: Vec<Part>,
+    /// Records (files) or keys (rocks) read and checked.
+    pub records_checked: u64,
+    /// Entries whose checksum was checked.
+    pub entries_checked: u64,
+    /// Corruption found; empty for a clean store.
+    pub problems: Vec<Problem>,
+    /// Harmless findings (a torn final record, leftover files).
+    pub notes: Vec<String>,
+}
+
+impl Summary {
+    /// Whether no problem was found.
+    pub fn is_clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Which backend wrote `dir`, from the files in it.
+pub fn detect(dir: &Path) -> Result<Backend, Unreadable> {
+    let meta = std::fs::metadata(dir).map_err(|e| unreadable(dir, e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(unreadable(dir, "not a directory"));
+    }
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .map_err(|e| unreadable(dir, e.to_string()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    if names.iter().any(|n| n == "CURRENT") {
+        return Ok(Backend::Rocks);
+    }
+    if names
+        .iter()
+        .any(|n| n == "LOCK" || n.starts_with("seg-") && n.ends_with(".log"))
+    {
+        return Ok(Backend::Files);
+    }
+    Err(unreadable(
+        dir,
+        "holds no paxstore store (no segment files, no RocksDB database)",
+    ))
+}
+
+/// Reads and checks the store in `dir` (see the module docs).
+pub fn examine(dir: &Path) -> Result<Summary, Unreadable> {
+    match detect(dir)? {
+        #[cfg(feature = "files")]
+        Backend::Files => files::examine(dir),
+        #[cfg(feature = "rocks")]
+        Backend::Rocks => rocks::examine(dir),
+        other => Err(unreadable(
+            dir,
+            format!(
+                "holds a `{other}` store, which this build of paxstore does not include; \
+                 rebuild with `--features {}`",
+                other.feature()
+            ),
+        )),
+    }
+}
+
+/// A short description of a ballot.
+pub fn describe_ballot(b: &Ballot) -> String {
+    format!("n={} pid={} config={}", b.n, b.pid, b.config_id)
+}
+
+#[cfg(feature = "files")]
+mod files {
+    use super::*;
+    use storage_files::format::{
+        self, Checkpoint, DecodeError, Effect, Frame, ENTRY_FRAME, KIND_BATCH, KIND_SEAL,
+        TRAILER_LEN,
+    };
+
+    struct Walk {
+        dir: PathBuf,
+        problems: Vec<Problem>,
+        notes: Vec<String>,
+        records: u64,
+        entries: u64,
+    }
+
+    impl Walk {
+        fn problem(&mut self, file: &str, offset: Option<u64>, reason: impl Into<String>) {
+            self.problems.push(Problem {
+                file: self.dir.join(file),
+                offset,
+                reason: reason.into(),
+            });
+        }
+    }
+
+    fn apply(meta: &mut Checkpoint, effect: &Effect) {
+        match effect {
+            Effect::Append { at, locs } => meta.next = at + locs.len() as u64,
+            Effect::Trim(i) => {
+                if *i > meta.first {
+                    meta.first = *i;
+                    meta.next = meta.next.max(*i);
+                }
+            }
+            Effect::Meta(op) => op.apply(meta),
+        }
+    }
+
+    fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+        b.get(at..at + 4)
+            .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
+    }
+
+    /// Walks one segment; returns its header checkpoint (if the header is sound), the records
+    /// read, whether it is sealed.
+    fn segment(
+        w: &mut Walk,
+        name: &str,
+        id: u64,
+        bytes: &[u8],
+        newest: bool,
+        meta: &mut Option<Checkpoint>,
+    ) -> Result<String, Unreadable> {
+        let header = match format::decode_header(bytes) {
+            Ok((h, len)) => (h, len),
+            Err(DecodeError::Version(v)) => {
+                return Err(unreadable(
+                    &w.dir.join(name),
+                    format!(
+                        "on-disk format version {v}, this build reads version {}",
+                        format::FORMAT_VERSION
+                    ),
+                ))
+            }
+            Err(DecodeError::Corrupt(reason)) => {
+                w.problem(name, Some(0), format!("segment header: {reason}"));
+                return Ok("bad header".into());
+            }
+        };
+        let (h, mut at) = header;
+        if h.id != id {
+            w.problem(
+                name,
+                Some(12),
+                format!("the header names segment {} but the file is {id}", h.id),
+            );
+        }
+        let mut local = h.checkpoint.clone();
+        let mut records = 0u64;
+        let mut appended = 0u64;
+        let mut sealed = false;
+        let len = bytes.len();
+        loop {
+            match format::parse_frame(&bytes[at..]) {
+                Frame::End => {
+                    if !newest {
+                        w.problem(
+                            name,
+                            Some(at as u64),
+                            "the segment ends without a seal record, but only the newest \
+                             segment may be open",
+                        );
+                    }
+                    break;
+                }
+                Frame::Truncated => {
+                    if newest {
+                        w.notes.push(format!(
+                            "{name}: torn final record at offset {at} ({} bytes, a write cut \
+                             short by a crash; never acknowledged, the next open cuts it off)",
+                            len - at
+                        ));
+                    } else {
+                        w.problem(
+                            name,
+                            Some(at as u64),
+                            "record cut short by the end of the file",
+                        );
+                    }
+                    break;
+                }
+                Frame::Bad {
+                    reason,
+                    claimed_end,
+                } => {
+                    let valid_after = claimed_end
+                        .map(|e| at + e)
+                        .filter(|&e| e < len)
+                        .is_some_and(|e| {
+                            matches!(format::parse_frame(&bytes[e..]), Frame::Record { .. })
+                        });
+                    if newest && !valid_after {
+                        w.notes.push(format!(
+                            "{name}: torn final record at offset {at} ({reason}; nothing valid \
+                             follows it, so it is a write cut short by a crash, never \
+                             acknowledged; the next open cuts it off)"
+                        ));
+                    } else {
+                        w.problem(name, Some(at as u64), reason);
+                    }
+                    break;
+                }
+                Frame::Record { kind, body, total } => {
+                    records += 1;
+                    let body_bytes = &bytes[at + body.start..at + body.end];
+                    if kind == KIND_BATCH {
+                        match format::parse_batch(body_bytes, body.start) {
+                            Err(e) => {
+                                let reason = match e {
+                                    DecodeError::Corrupt(r) => r,
+                                    DecodeError::Version(v) => format!("format version {v}"),
+                                };
+                                w.problem(name, Some(at as u64), format!("batch record: {reason}"));
+                                break;
+                            }
+                            Ok(effects) => {
+                                for effect in &effects {
+                                    if let Effect::Append { at: index, locs } = effect {
+                                        for (k, loc) in locs.iter().enumerate() {
+                                            let start = at + loc.offset as usize;
+                                            let frame = start - ENTRY_FRAME;
+                                            let entry = &bytes[start..start + loc.len as usize];
+                                            let stored = u32_at(bytes, frame + 4).unwrap_or(0);
+                                            w.entries += 1;
+                                            appended += 1;
+                                            if crc32c::crc32c(entry) != stored {
+                                                w.problem(
+                                                    name,
+                                                    Some(frame as u64),
+                                                    format!(
+                                                        "entry {} (in the record at offset \
+                                                         {at}): checksum mismatch",
+                                                        index + k as u64
+                                                    ),
+                                                );
+                                            }
+                                        }
+                                    }
+                                    apply(&mut local, effect);
+                                }
+                            }
+                        }
+                    } else if kind == KIND_SEAL {
+                        let trailer_at = at + total;
+                        if let Err(e) = format::parse_seal(body_bytes) {
+                            w.problem(name, Some(at as u64), format!("seal record: {e:?}"));
+                        }
+                        match bytes
+                            .get(trailer_at..trailer_at + TRAILER_LEN)
+                            .and_then(format::decode_trailer)
+                        {
+                            None => w.problem(
+                                name,
+                                Some(trailer_at as u64),
+                                "the seal record is not followed by a valid trailer",
+                            ),
+                            Some(t) => {
+                                if t.seal_offset != at as u64 {
+                                    w.problem(
+                                        name,
+                                        Some(trailer_at as u64),
+                                        format!(
+                                            "the trailer points at a seal record at offset {}, \
+                                             the seal record is at {at}",
+                                            t.seal_offset
+                                        ),
+                                    );
+                                }
+                                if trailer_at + TRAILER_LEN != len {
+                                    w.problem(
+                                        name,
+                                        Some((trailer_at + TRAILER_LEN) as u64),
+                                        format!(
+                                            "{} bytes after the trailer",
+                                            len - trailer_at - TRAILER_LEN
+                                        ),
+                                    );
+                                }
+                            }
+                        }
+                        sealed = true;
+                        break;
+                    }
+                    at += total;
+                }
+            }
+        }
+        w.records += records;
+        if newest {
+            *meta = Some(local);
+        }
+        Ok(format!(
+            "{}, first index {}, {records} records, {appended} entries written",
+            if sealed { "sealed" } else { "open" },
+            h.first_index
+        ))
+    }
+
+    pub(super) fn examine(dir: &Path) -> Result<Summary, Unreadable> {
+        let mut w = Walk {
+            dir: dir.to_path_buf(),
+            problems: Vec::new(),
+            notes: Vec::new(),
+            records: 0,
+            entries: 0,
+        };
+        let mut segments = Vec::new();
+        let mut snapshots = Vec::new();
+        let mut sizes = std::collections::BTreeMap::new();
+        for e in std::fs::read_dir(dir).map_err(|e| unreadable(dir, e.to_string()))? {
+            let e = e.map_err(|e| unreadable(dir, e.to_string()))?;
+            let name = e.file_name().to_string_lossy().into_owned();
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+            sizes.insert(name.clone(), size);
+            match format::parse_name(&name) {
+                Some(("segment", id)) => segments.push((id, name)),
+                Some((_, id)) => snapshots.push((id, name)),
+                None if name == storage_files::LOCK_FILE => {}
+                None if name.ends_with(".tmp") => w.notes.push(format!(
+                    "{name}: a file being created when the store last stopped (deleted at the next open)"
+                )),
+                None => w.notes.push(format!("{name}: not a paxstore file (ignored)")),
+            }
+        }
+        segments.sort();
+        snapshots.sort();
+        for pair in segments.windows(2) {
+            if pair[1].0 != pair[0].0 + 1 {
+                let missing = format::segment_name(pair[0].0 + 1);
+                w.problem(
+                    &missing,
+                    None,
+                    format!(
+                        "segment missing: ids jump from {} to {}",
+                        pair[0].0, pair[1].0
+                    ),
+                );
+            }
+        }
+        let mut parts = Vec::new();
+        let mut meta = None;
+        for (k, (id, name)) in segments.iter().enumerate() {
+            let path = dir.join(name);
+            let bytes = std::fs::read(&path).map_err(|e| unreadable(&path, e.to_string()))?;
+            let detail = segment(
+                &mut w,
+                name,
+                *id,
+                &bytes,
+                k + 1 == segments.len(),
+                &mut meta,
+            )?;
+            parts.push(Part {
+                name: name.clone(),
+                bytes: bytes.len() as u64,
+                detail,
+            });
+        }
+        let meta = meta.unwrap_or_default();
+        let referenced = meta.snapshot;
+        for (id, name) in &snapshots {
+            let path = dir.join(name);
+            let bytes = std::fs::read(&path).map_err(|e| unreadable(&path, e.to_string()))?;
+            let is_ref = referenced.is_some_and(|r| r.id == *id);
+            let check = || -> Result<String, (u64, String)> {
+                let r = format::decode_snapshot_header(&bytes).map_err(|e| match e {
+                    DecodeError::Corrupt(r) => (0, r),
+                    DecodeError::Version(v) => (8, format!("format version {v}")),
+                })?;
+                if r.id != *id {
+                    return Err((12, format!("the header names snapshot {}", r.id)));
+                }
+                let body = &bytes[format::SNAPSHOT_HEADER..];
+                if body.len() as u64 != r.len {
+                    return Err((
+                        format::SNAPSHOT_HEADER as u64,
+                        format!(
+                            "the header says {} bytes, the file holds {}",
+                            r.len,
+                            body.len()
+                        ),
+                    ));
+                }
+                if crc32c::crc32c(body) != r.crc {
+                    return Err((
+                        format::SNAPSHOT_HEADER as u64,
+                        "snapshot checksum mismatch".into(),
+                    ));
+                }
+                if let Some(want) = referenced.filter(|_| is_ref) {
+                    if want != r {
+                        return Err((
+                            0,
+                            format!("the metadata refers to {want:?}, the file holds {r:?}"),
+                        ));
+                    }
+                }
+                Ok(format!("{} bytes of snapshot", r.len))
+            };
+            let detail = match check() {
+                Ok(d) => d,
+                Err((offset, reason)) if is_ref => {
+                    w.problem(name, Some(offset), reason.clone());
+                    format!("DAMAGED: {reason}")
+                }
+                Err((_, reason)) => {
+                    format!("leftover, damaged ({reason}); deleted at the next open")
+                }
+            };
+            let detail = if is_ref {
+                format!("current snapshot, {detail}")
+            } else {
+                format!("not referenced (deleted at the next open); {detail}")
+            };
+            parts.push(Part {
+                name: name.clone(),
+                bytes: bytes.len() as u64,
+                detail,
+            });
+        }
+        if let Some(r) = referenced {
+            if !snapshots.iter().any(|(id, _)| *id == r.id) {
+                w.problem(
+                    &format::snapshot_name(r.id),
+                    None,
+                    "the metadata refers to this snapshot file, which is missing",
+                );
+            }
+        }
+        let log = LogSummary {
+            name: "log".into(),
+            first: meta.first,
+            next: meta.next,
+            decided: meta.decided,
+            compacted: meta.compacted,
+            promise: meta.promise,
+            accepted: meta.accepted,
+            stopsign: meta.stopsign.as_ref().map(|s| {
+                format!(
+                    "config {} with nodes {:?}",
+                    s.next_config.configuration_id, s.next_config.nodes
+                )
+            }),
+            snapshot_bytes: meta.snapshot.map(|s| s.len),
+        };
+        Ok(Summary {
+            backend: Backend::Files,
+            dir: dir.to_path_buf(),
+            format_version: format::FORMAT_VERSION,
+            logs: vec![log],
+            parts,
+            records_checked: w.records,
+            entries_checked: w.entries,
+            problems: w.problems,
+            notes: w.notes,
+        })
+    }
+}
+
+#[cfg(feature = "rocks")]
+mod rocks {
+    use super::*;
+
+    pub(super) fn examine(dir: &Path) -> Result<Summary, Unreadable> {
+        Err(unreadable(dir, "rocks inspection is not implemented yet"))
+    }
+}

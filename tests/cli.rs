@@ -1,0 +1,1 @@
+//! Tests of the `paxstore` command (written in the next commit).
