@@ -1,0 +1,149 @@
+//! Helpers shared by the integration tests of `storage-files`.
+//!
+//! Each test binary uses a different subset of them.
+#![allow(dead_code)]
+
+use std::error::Error;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use omnipaxos::storage::{Storage, StorageOp};
+use storage_core::conformance::{cases, verify_store};
+use storage_core::kv::KeyValue;
+use storage_core::model::Model;
+use storage_files::env::FileSystem;
+use storage_files::{FilesError, FilesOptions, FilesStorage};
+
+/// Small segments, so that a few hundred entries span several of them.
+pub const SEGMENT: u64 = 4096 * 4;
+
+pub type Store = FilesStorage<KeyValue>;
+
+/// The default options with small segments.
+pub fn opts() -> FilesOptions {
+    FilesOptions::new().segment_size(SEGMENT)
+}
+
+/// The default options with small segments over the file system `fs`.
+pub fn opts_on(fs: Arc<dyn FileSystem>) -> FilesOptions {
+    opts().file_system(fs)
+}
+
+/// Opens `dir` with plain options, panicking with the error if it fails.
+pub fn open(dir: &Path) -> Store {
+    match Store::open(dir, opts()) {
+        Ok(s) => s,
+        Err(e) => panic!("open {} failed: {e}", dir.display()),
+    }
+}
+
+/// The `FilesError` behind a boxed `StorageResult` error.
+pub fn files_err<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a FilesError> {
+    e.downcast_ref::<FilesError>()
+}
+
+/// Applies `ops` to the store and, if the store accepted them, to the model.
+pub fn apply(store: &mut Store, model: &mut Model<KeyValue>, ops: Vec<StorageOp<KeyValue>>) {
+    let copy: Vec<_> = ops
+        .iter()
+        .map(storage_core::conformance::clone_op)
+        .collect();
+    model
+        .apply_batch(&copy)
+        .expect("the model accepts the batch");
+    if let Err(e) = store.write_atomically(ops) {
+        panic!("write_atomically failed: {e}");
+    }
+}
+
+/// Panics unless the store's reads equal the model.
+pub fn expect_state(store: &Store, model: &Model<KeyValue>, ctx: &str) {
+    if let Err(e) = verify_store(store, model) {
+        panic!("{ctx}: {e}");
+    }
+}
+
+/// Copies every regular file of `from` into `to` (created if missing).
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// The segment files of `dir`, oldest first.
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    files_with(dir, "seg-", ".log")
+}
+
+/// The snapshot files of `dir`, oldest first.
+pub fn snapshots(dir: &Path) -> Vec<PathBuf> {
+    files_with(dir, "snap-", ".snap")
+}
+
+fn files_with(dir: &Path, prefix: &str, suffix: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(prefix) && name.ends_with(suffix)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The newest segment file of `dir`.
+pub fn last_segment(dir: &Path) -> PathBuf {
+    segments(dir).pop().expect("a segment file")
+}
+
+/// Flips bit `bit` of the byte at `offset` of `path`.
+pub fn flip_bit(path: &Path, offset: u64, bit: u8) {
+    let mut bytes = fs::read(path).unwrap();
+    bytes[offset as usize] ^= 1 << bit;
+    fs::write(path, bytes).unwrap();
+}
+
+/// Entries `[from, from + n)` with a payload of `payload` bytes, distinguishable from the
+/// suite's `entry(i)` by their key.
+pub fn big_entries(from: usize, n: usize, payload: usize) -> Vec<KeyValue> {
+    (from..from + n)
+        .map(|i| KeyValue::new(format!("big-{}", i % 11), i as u64, payload))
+        .collect()
+}
+
+/// `[AppendEntries(entry(next..next + n)), SetDecidedIndex(next)]`.
+pub fn append_batch(model: &Model<KeyValue>, n: usize) -> Vec<StorageOp<KeyValue>> {
+    let next = model.next;
+    vec![
+        StorageOp::AppendEntries(cases::entries(next..next + n)),
+        StorageOp::SetDecidedIndex(next),
+    ]
+}
+
+/// Every read a user can make, each one separately, without panicking; returns how many
+/// failed. Reads that succeed must agree with `model` where the model is known, which callers
+/// check separately; this only proves that nothing panics.
+pub fn read_everything(store: &Store, upto: usize) -> usize {
+    let mut failed = 0;
+    let mut count = |ok: bool| failed += usize::from(!ok);
+    count(store.get_promise().is_ok());
+    count(store.get_accepted_round().is_ok());
+    count(store.get_decided_idx().is_ok());
+    count(store.get_compacted_idx().is_ok());
+    count(store.get_stopsign().is_ok());
+    count(store.get_snapshot().is_ok());
+    count(store.get_log_len().is_ok());
+    for i in 0..upto {
+        count(store.get_entries(i, i + 1).is_ok());
+    }
+    count(store.get_entries(0, upto).is_ok());
+    count(store.get_suffix(0).is_ok());
+    failed
+}
