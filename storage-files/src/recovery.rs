@@ -231,6 +231,24 @@ fn open_sealed(engine: &mut Engine, id: u64) -> Result<()> {
     Ok(())
 }
 
+/// Whether a complete record with a valid checksum starts anywhere at or after `from`: then
+/// damage before it is corruption, not a torn final write (which leaves only zeros, or
+/// nothing, after itself).
+fn valid_record_after(buf: &[u8], from: usize) -> bool {
+    // A record's kind byte is not zero, so it starts at least a header before the last
+    // non-zero byte.
+    let Some(end) = buf.iter().rposition(|&b| b != 0) else {
+        return false;
+    };
+    let Some(last_start) = (end + 1).checked_sub(format::RECORD_HEADER) else {
+        return false;
+    };
+    (from..=last_start).any(|p| {
+        matches!(buf[p + 8], format::KIND_BATCH | format::KIND_SEAL)
+            && matches!(format::parse_frame(&buf[p..]), Frame::Record { .. })
+    })
+}
+
 /// The newest segment: its header's checkpoint, then every record after it.
 fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
     let path = engine.path(&format::segment_name(id));
@@ -275,11 +293,20 @@ fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
                     .get(t_at..t_at + format::TRAILER_LEN)
                     .and_then(format::decode_trailer);
                 if trailer.is_none_or(|t| t.seal_offset != offset) {
-                    return Err(FilesError::corrupt(
-                        &path,
-                        t_at as u64,
-                        "seal record without its trailer",
-                    ));
+                    // The seal and its trailer are one write: a crash can leave the seal
+                    // without (all of) its trailer. The seal holds nothing the records before
+                    // it do not, so it is cut like a torn record, unless valid records follow.
+                    if engine.opts.recovery == RecoveryMode::Strict
+                        && valid_record_after(&buf, pos + 1)
+                    {
+                        return Err(FilesError::corrupt(
+                            &path,
+                            t_at as u64,
+                            "seal record without its trailer, with valid records after it",
+                        ));
+                    }
+                    cut = true;
+                    break;
                 }
                 pos = t_at + format::TRAILER_LEN;
                 sealed = true;
@@ -301,18 +328,23 @@ fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
             }
             Frame::End => break,
             Frame::Truncated => {
+                // A damaged length field can make any record look cut short: it is a torn
+                // write only if no valid record follows.
+                if engine.opts.recovery == RecoveryMode::Strict && valid_record_after(&buf, pos + 1)
+                {
+                    return Err(FilesError::corrupt(
+                        &path,
+                        pos as u64,
+                        "record runs past the end of the segment, with valid records after it",
+                    ));
+                }
                 cut = true;
                 break;
             }
-            Frame::Bad {
-                reason,
-                claimed_end,
-            } => {
-                let valid_after = claimed_end
-                    .filter(|&e| pos + e < buf.len())
-                    .is_some_and(|e| {
-                        matches!(format::parse_frame(&buf[pos + e..]), Frame::Record { .. })
-                    });
+            Frame::Bad { reason, .. } => {
+                // Look for a valid record anywhere after this one, not only where its
+                // (possibly damaged) length field says it ends.
+                let valid_after = valid_record_after(&buf, pos + 1);
                 if valid_after && engine.opts.recovery == RecoveryMode::Strict {
                     return Err(FilesError::corrupt(
                         &path,
