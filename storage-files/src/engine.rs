@@ -578,8 +578,14 @@ impl Engine {
         let mut buf = vec![0u8; format::SNAPSHOT_HEADER + r.len as usize];
         file.read_exact_at(&mut buf, 0)
             .map_err(|e| FilesError::io("read snapshot", &path, e))?;
-        let header = format::decode_snapshot_header(&buf)
-            .map_err(|e| FilesError::corrupt(&path, 0, format!("{e:?}")))?;
+        let header = format::decode_snapshot_header(&buf).map_err(|e| match e {
+            format::DecodeError::Version(found) => FilesError::FormatVersion {
+                path: path.clone(),
+                found,
+                expected: format::FORMAT_VERSION,
+            },
+            format::DecodeError::Corrupt(reason) => FilesError::corrupt(&path, 0, reason),
+        })?;
         if header != r {
             return Err(FilesError::corrupt(
                 &path,
