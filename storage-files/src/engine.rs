@@ -111,9 +111,12 @@ impl Engine {
                         .into_iter()
                         .map(rebase)
                         .collect::<std::result::Result<Vec<_>, _>>()?;
+                    let Some(next) = at.checked_add(n) else {
+                        return Err(format!("{n} entries appended at index {at} overflow"));
+                    };
                     self.index.truncate(at);
                     self.index.append(seg, at, rebased.into_iter());
-                    self.meta.next = at + n;
+                    self.meta.next = next;
                 }
                 Effect::Trim(i) => {
                     if i <= self.meta.first {
@@ -527,19 +530,38 @@ impl Engine {
             })?;
             let locs = self.run_locs(run)?;
             let hi = to.min(run.end);
+            let missing = || {
+                FilesError::corrupt(
+                    &self.dir,
+                    0,
+                    format!("positions of entries {i}..{hi} missing"),
+                )
+            };
+            if run.start > i || hi <= i {
+                return Err(missing());
+            }
             let slice = locs
                 .get((i - run.base) as usize..(hi - run.base) as usize)
-                .ok_or_else(|| {
-                    FilesError::corrupt(
-                        &self.dir,
-                        0,
-                        format!("positions of entries {i}..{hi} missing"),
-                    )
-                })?;
+                .filter(|s| !s.is_empty())
+                .ok_or_else(missing)?;
             let seg = self.segment(run.seg)?;
-            let lo = slice[0].offset as u64 - format::ENTRY_FRAME as u64;
-            let last = slice[slice.len() - 1];
-            let span = last.offset as u64 + last.len as u64 - lo;
+            // Positions come from checksummed records; still, a foreign or damaged seal must
+            // give an error, not an underflow or a huge allocation.
+            let first = slice.iter().map(|l| l.offset as u64).min().unwrap_or(0);
+            let end = slice
+                .iter()
+                .map(|l| l.offset as u64 + l.len as u64)
+                .max()
+                .unwrap_or(0);
+            if first < format::ENTRY_FRAME as u64 || end > seg.size {
+                return Err(FilesError::corrupt(
+                    &seg.path,
+                    first,
+                    format!("positions of entries {i}..{hi} lie outside the segment"),
+                ));
+            }
+            let lo = first - format::ENTRY_FRAME as u64;
+            let span = end - lo;
             buf.resize(span as usize, 0);
             seg.file
                 .read_exact_at(&mut buf, lo)

@@ -485,7 +485,7 @@ pub fn parse_seal(body: &[u8]) -> Result<(u64, Vec<Loc>), DecodeError> {
     let (Some(first), Some(n)) = (u64_at(body, 0), u64_at(body, 8)) else {
         return corrupt("seal record cut short");
     };
-    if body.len() as u64 != 16 + n.saturating_mul(8) {
+    if n.checked_mul(8).and_then(|b| b.checked_add(16)) != Some(body.len() as u64) {
         return corrupt(format!(
             "seal record of {} bytes cannot hold {n} positions",
             body.len()

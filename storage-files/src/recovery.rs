@@ -111,7 +111,7 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
             && fs
                 .open(&path)
                 .and_then(|f| f.len())
-                .is_ok_and(|len| len == format::SNAPSHOT_HEADER as u64 + r.len);
+                .is_ok_and(|len| len.checked_sub(format::SNAPSHOT_HEADER as u64) == Some(r.len));
         if !ok {
             match engine.opts.recovery {
                 RecoveryMode::Strict => {
@@ -202,13 +202,14 @@ fn open_sealed(engine: &mut Engine, id: u64) -> Result<()> {
             "segment is not the newest but has no valid trailer (not sealed, or damaged)",
         ));
     };
+    let expected_len = t
+        .count
+        .checked_mul(8)
+        .and_then(|n| n.checked_add(t.seal_offset))
+        .and_then(|n| n.checked_add((format::RECORD_HEADER + 16 + format::TRAILER_LEN) as u64));
     if t.seal_offset < hlen as u64
-        || t.seal_offset
-            + format::RECORD_HEADER as u64
-            + 16
-            + t.count * 8
-            + format::TRAILER_LEN as u64
-            != len
+        || expected_len != Some(len)
+        || t.first.checked_add(t.count).is_none()
     {
         return Err(FilesError::corrupt(
             &path,
@@ -258,6 +259,16 @@ fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
         .map_err(|e| FilesError::io("open", &path, e))?;
     let len = file.len().map_err(|e| FilesError::io("stat", &path, e))?;
     let (header, hlen) = read_header(engine, id, file.as_ref(), len)?;
+    if header.checkpoint.first > header.checkpoint.next {
+        return Err(FilesError::corrupt(
+            &path,
+            0,
+            format!(
+                "header checkpoint holds the log [{}, {})",
+                header.checkpoint.first, header.checkpoint.next
+            ),
+        ));
+    }
     engine.meta = header.checkpoint;
     engine.index.truncate(engine.meta.next);
     engine.index.trim(engine.meta.first);
@@ -371,7 +382,13 @@ fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
             .map_err(|e| FilesError::io("fsync", &path, e))?;
     }
     let (first, next) = (engine.meta.first, engine.meta.next);
-    let covered = engine.index.len() == next - first
+    let runs = engine.index.runs();
+    let contiguous = runs
+        .iter()
+        .zip(runs.iter().skip(1))
+        .all(|(a, b)| a.end == b.start);
+    let covered = contiguous
+        && engine.index.len() == next - first
         && (first == next || engine.index.start() == Some(first));
     if !covered {
         return Err(FilesError::corrupt(

@@ -12,7 +12,7 @@ use storage_core::conformance::cases::{ballot, rewritten, snapshot_upto};
 use storage_core::conformance::verify_store;
 use storage_core::kv::KeyValue;
 use storage_core::model::Model;
-use storage_files::format::{self, Frame, Loc};
+use storage_files::format;
 use storage_files::{FilesError, RecoveryMode};
 use tempfile::TempDir;
 
@@ -107,36 +107,6 @@ fn copy_of(b: &Built) -> TempDir {
 /// The segment in `dir` with the same file name as `seg`.
 fn same_file(dir: &Path, seg: &Path) -> PathBuf {
     dir.join(seg.file_name().unwrap())
-}
-
-/// The header length, trailer and seal positions of a sealed segment.
-struct Sealed {
-    path: PathBuf,
-    header_len: u64,
-    seal_offset: u64,
-    first: u64,
-    locs: Vec<Loc>,
-    len: u64,
-}
-
-fn sealed(path: &Path) -> Sealed {
-    let bytes = std::fs::read(path).unwrap();
-    let (_, header_len) = format::decode_header(&bytes).unwrap();
-    let t = format::decode_trailer(&bytes[bytes.len() - format::TRAILER_LEN..]).unwrap();
-    let Frame::Record { body, .. } = format::parse_frame(&bytes[t.seal_offset as usize..]) else {
-        panic!("no seal record at {}", t.seal_offset)
-    };
-    let seal = &bytes[t.seal_offset as usize..];
-    let (first, locs) = format::parse_seal(&seal[body]).unwrap();
-    assert_eq!(first, t.first);
-    Sealed {
-        path: path.to_path_buf(),
-        header_len: header_len as u64,
-        seal_offset: t.seal_offset,
-        first,
-        locs,
-        len: bytes.len() as u64,
-    }
 }
 
 /// A sealed segment whose entries are all live (not the oldest, not the newest).

@@ -13,6 +13,7 @@ use storage_core::conformance::{cases, verify_store};
 use storage_core::kv::KeyValue;
 use storage_core::model::Model;
 use storage_files::env::FileSystem;
+use storage_files::format::{self, Frame, Loc};
 use storage_files::{FilesError, FilesOptions, FilesStorage};
 
 /// Small segments, so that a few hundred entries span several of them.
@@ -146,4 +147,34 @@ pub fn read_everything(store: &Store, upto: usize) -> usize {
     count(store.get_entries(0, upto).is_ok());
     count(store.get_suffix(0).is_ok());
     failed
+}
+
+/// The header length, trailer and seal positions of a sealed segment.
+pub struct Sealed {
+    pub path: PathBuf,
+    pub header_len: u64,
+    pub seal_offset: u64,
+    pub first: u64,
+    pub locs: Vec<Loc>,
+    pub len: u64,
+}
+
+pub fn sealed(path: &Path) -> Sealed {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, header_len) = format::decode_header(&bytes).unwrap();
+    let t = format::decode_trailer(&bytes[bytes.len() - format::TRAILER_LEN..]).unwrap();
+    let Frame::Record { body, .. } = format::parse_frame(&bytes[t.seal_offset as usize..]) else {
+        panic!("no seal record at {}", t.seal_offset)
+    };
+    let seal = &bytes[t.seal_offset as usize..];
+    let (first, locs) = format::parse_seal(&seal[body]).unwrap();
+    assert_eq!(first, t.first);
+    Sealed {
+        path: path.to_path_buf(),
+        header_len: header_len as u64,
+        seal_offset: t.seal_offset,
+        first,
+        locs,
+        len: bytes.len() as u64,
+    }
 }
