@@ -360,7 +360,10 @@ fn follow_up(
 struct Outcome {
     ok: usize,
     clean_err: usize,
+    /// Poisoned after returning `Err`.
     poisoned: usize,
+    /// Poisoned after returning `Ok` (a failure after the batch was durable).
+    ok_poisoned: usize,
 }
 
 /// Judges one injected run. `store` is the store after the operation (for `Open`, the opened
@@ -408,7 +411,10 @@ fn judge(
                 "{label}: the reopened store is neither the state after ({a}) nor before ({b})"
             ),
         }
-        outcome.poisoned += 1;
+        match result {
+            Ok(()) => outcome.ok_poisoned += 1,
+            Err(_) => outcome.poisoned += 1,
+        }
         return;
     }
     let state = match &result {
@@ -461,6 +467,7 @@ fn run(s: &Scenario) {
     let (store, stats_before) = match &s.op {
         Op::Write(f) => {
             let mut store = Store::open(work.path(), faulty.clone()).unwrap();
+            store.wait_for_purge().unwrap();
             let stats_before = store.stats();
             fs.reset_counts();
             store.write_atomically(f(&before)).unwrap();
@@ -488,6 +495,7 @@ fn run(s: &Scenario) {
         ok: 0,
         clean_err: 0,
         poisoned: 0,
+        ok_poisoned: 0,
     };
     for (kind, count) in calls {
         for n in 1..=count {
@@ -499,6 +507,7 @@ fn run(s: &Scenario) {
             let (result, store) = match &s.op {
                 Op::Write(f) => {
                     let mut store = Store::open(work.path(), faulty).unwrap();
+                    store.wait_for_purge().unwrap();
                     fs.fail_nth(kind, n);
                     let r = store
                         .write_atomically(f(&before))
@@ -537,8 +546,8 @@ fn run(s: &Scenario) {
         }
     }
     eprintln!(
-        "{}: calls {counts:?}; {} ok, {} failed cleanly, {} poisoned",
-        s.name, outcome.ok, outcome.clean_err, outcome.poisoned
+        "{}: calls {counts:?}; {} ok, {} failed cleanly, {} failed and poisoned, {} ok and poisoned",
+        s.name, outcome.ok, outcome.clean_err, outcome.poisoned, outcome.ok_poisoned
     );
 }
 
@@ -571,6 +580,34 @@ fn trim_deleting_segments() {
         options: opts,
         prepare: prepare_log,
         op: Op::Write(op_trim),
+        check: deletes_segments,
+    });
+}
+
+fn opts_inline_purge() -> FilesOptions {
+    opts().background_purge(false)
+}
+
+/// The same trim with dead segments deleted inside the call rather than by the worker.
+#[test]
+fn trim_deleting_segments_inline_purge() {
+    run(&Scenario {
+        name: "trim (inline purge)",
+        options: opts_inline_purge,
+        prepare: prepare_log,
+        op: Op::Write(op_trim),
+        check: deletes_segments,
+    });
+}
+
+/// Snapshot-plus-truncate with dead files deleted inside the call.
+#[test]
+fn snapshot_plus_truncate_inline_purge() {
+    run(&Scenario {
+        name: "snapshot-plus-truncate (inline purge)",
+        options: opts_inline_purge,
+        prepare: prepare_with_snapshot,
+        op: Op::Write(op_snapshot_plus_truncate),
         check: deletes_segments,
     });
 }
