@@ -4,8 +4,9 @@
 //! Deleting is never needed for correctness: the record that makes the files dead is durable
 //! before they are queued, and open deletes any dead file a crash left behind. On a file system
 //! mounted with online discard an unlink plus directory fsync can take milliseconds, which is
-//! why it does not belong in `trim`'s latency. A failed unlink or directory fsync poisons the
-//! store (the next call reports it), like any other failed fsync.
+//! why it does not belong in `trim`'s latency. A failed directory fsync poisons the store (the
+//! next call reports it), like any other failed fsync; a file that cannot be deleted is left for
+//! the next open.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
@@ -38,15 +39,22 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 fn run(fs: &dyn FileSystem, job: Job, shared: &Shared) {
     let mut error = None;
     for path in &job.paths {
+        // A file that cannot be deleted only wastes space: it is dead, and the next open
+        // tries again. Only a failed directory fsync leaves the state of the files unknown.
+        // Stop at the first failure: deleting the files after it would leave a gap in the
+        // segment sequence, which open rightly refuses.
         if let Err(e) = fs.remove_file(path) {
             if e.kind() != std::io::ErrorKind::NotFound {
-                error = Some(format!("delete {}: {e}", path.display()));
+                tracing::warn!(
+                    "could not delete {}: {e}; the next open retries",
+                    path.display()
+                );
                 break;
             }
         }
     }
     let mut fsyncs = 0;
-    if error.is_none() && job.sync_dir {
+    if job.sync_dir {
         fsyncs = 1;
         if let Err(e) = fs.sync_dir(&job.dir) {
             error = Some(format!("fsync directory {}: {e}", job.dir.display()));

@@ -89,8 +89,11 @@ where
     }
 
     /// Whether an earlier failure poisoned the store, and why.
-    pub fn poisoned(&self) -> Option<&str> {
-        self.engine.poisoned.as_deref()
+    pub fn poisoned(&self) -> Option<String> {
+        self.engine.check().err().map(|e| match e {
+            crate::FilesError::Poisoned { reason } => reason,
+            other => other.to_string(),
+        })
     }
 
     /// Seals the active segment now and starts a new one.
