@@ -32,7 +32,14 @@ pub(crate) struct Active {
     pub(crate) end: u64,
     /// Length of the header (a segment holding only its header is empty).
     pub(crate) header_len: u64,
+    /// Bytes reserved on disk for the file (its length, with preallocation).
+    pub(crate) allocated: u64,
 }
+
+/// How far ahead of the write position a segment's space is reserved. Small enough that the
+/// zeros recovery reads past the last record stay cheap, large enough that few `fdatasync`s
+/// also have to flush a new file size.
+pub(crate) const PREALLOCATE_STEP: u64 = 4 << 20;
 
 pub(crate) struct Engine {
     pub(crate) dir: PathBuf,
@@ -268,8 +275,22 @@ impl Engine {
             let s = &self.segments[&id];
             (s.file.clone(), s.path.clone())
         };
+        let need = offset + record.len() as u64;
+        if let Some(a) = self
+            .active
+            .as_mut()
+            .filter(|a| self.opts.preallocate && need > a.allocated)
+        {
+            // Reserve the next step; without the space the write could not succeed anyway.
+            file.allocate(need + PREALLOCATE_STEP)
+                .map_err(|e| FilesError::io("preallocate", &path, e))?;
+            a.allocated = need + PREALLOCATE_STEP;
+        }
         if let Err(e) = file.write_all_at(record, offset) {
             let err = FilesError::io("write", &path, e);
+            if let Some(a) = self.active.as_mut() {
+                a.allocated = offset;
+            }
             // Cut off whatever part of the record reached the file; if even that fails the
             // tail is unknown.
             if let Err(e2) = file.set_len(offset) {
@@ -369,7 +390,7 @@ impl Engine {
                 .create(&tmp)
                 .map_err(|e| FilesError::io("create", &tmp, e))?;
             if self.opts.preallocate {
-                file.allocate(self.opts.segment_size)
+                file.allocate(PREALLOCATE_STEP.min(self.opts.segment_size))
                     .map_err(|e| FilesError::io("preallocate", &tmp, e))?;
             }
             file.write_all_at(&header, 0)
@@ -408,6 +429,11 @@ impl Engine {
             id,
             end: header.len() as u64,
             header_len: header.len() as u64,
+            allocated: if self.opts.preallocate {
+                PREALLOCATE_STEP.min(self.opts.segment_size)
+            } else {
+                header.len() as u64
+            },
         });
         self.next_segment_id = id + 1;
         Ok(())

@@ -398,12 +398,14 @@ fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
         ));
     }
     let size = pos as u64;
+    let allocated = if cut { pos as u64 } else { len };
     engine.segments.insert(id, Segment { file, path, size });
     if !sealed {
         engine.active = Some(Active {
             id,
             end: pos as u64,
             header_len: hlen as u64,
+            allocated,
         });
     }
     Ok(())

@@ -1,0 +1,39 @@
+//! Runs the shared benchmark workloads (`storage_core::workloads`) on `FilesStorage` and
+//! prints one machine-readable `RESULT` line per measurement, in the format of the baseline
+//! and RocksDB runners, so that `scripts/files-vs-baseline.sh` can compare them.
+//!
+//! ```text
+//! cargo run --release -p storage-files --example files_workloads [-- --quick]
+//! ```
+//!
+//! The stores live in a temporary directory under `PAXSTORE_BENCH_DIR` (default: the system
+//! temporary directory); it must be on a real disk for the durable workloads to mean anything.
+
+use std::error::Error;
+
+use storage_core::kv::KeyValue;
+use storage_core::workloads::{self, Measurement, Sizes};
+use storage_files::{FilesOptions, FilesStorage};
+
+const BACKEND: &str = "files";
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let sizes = if quick { Sizes::quick() } else { Sizes::full() };
+    let base = std::env::var_os("PAXSTORE_BENCH_DIR")
+        .map(Into::into)
+        .unwrap_or_else(std::env::temp_dir);
+    let root = tempfile::Builder::new()
+        .prefix("paxstore-files-bench")
+        .tempdir_in(base)?;
+    let print = |m: &Measurement| println!("{}", m.line(BACKEND));
+    let single = workloads::run_single_log(
+        root.path(),
+        |dir| Ok(FilesStorage::<KeyValue>::open(dir, FilesOptions::new())?),
+        // Dead segments are deleted in the background; "reclaim" waits for that.
+        |log| Ok(log.wait_for_purge()?),
+        &sizes,
+    )?;
+    single.iter().for_each(print);
+    Ok(())
+}
