@@ -398,6 +398,21 @@ fn demo(args: DemoArgs) -> DemoResult<bool> {
             format!("{:.0}", s.decided_idx as f64 / up.max(1e-9)),
         );
     }
+    if args.backend == Backend::Files {
+        println!("(disk: the files backend reserves whole segments up front)");
+    }
+    if args.backend.is_persistent() {
+        match &args.dir {
+            Some(_) => println!(
+                "look inside: paxstore inspect {}   check it: paxstore verify {}",
+                node_dir(&root, follower).display(),
+                node_dir(&root, follower).display()
+            ),
+            None => println!(
+                "(the stores are deleted at exit; give --dir to keep them for `paxstore inspect` and `paxstore verify`)"
+            ),
+        }
+    }
     println!();
     println!(
         "{} writes in {:.1} s ({:.0} writes/s through consensus, every write durable on {} nodes before it is decided)",
