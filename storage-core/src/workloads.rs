@@ -543,7 +543,7 @@ where
 pub fn run_single_log<S, O, R>(
     root: &Path,
     mut open: O,
-    reclaim: R,
+    mut reclaim: R,
     sizes: &Sizes,
 ) -> StorageResult<Vec<Measurement>>
 where
@@ -569,7 +569,70 @@ where
     )?);
     drop(store);
 
-    out.extend(long_log(&root.join("long"), open, reclaim, sizes)?);
+    out.extend(long_log(
+        &root.join("long"),
+        &mut open,
+        &mut reclaim,
+        sizes,
+    )?);
+    let half_trimmed = (sizes.long_log_entries / 5).max(2);
+    out.extend(reopen_half_trimmed(
+        &root.join("half-trimmed"),
+        open,
+        reclaim,
+        half_trimmed,
+        sizes.reopens,
+    )?);
+    Ok(out)
+}
+
+/// The reopen scenario of the segment-file issue, in directory `dir`: fill a log with
+/// `entries` entries, trim the first half in one OmniPaxos trim batch and call `reclaim`
+/// (`trim_half`: the time of that trim; `disk_before_half_trim` / `disk_half_trimmed`: the
+/// directory size before it and after the reclaim), close it, then time `reopens` opens
+/// (`reopen_half_trimmed`).
+pub fn reopen_half_trimmed<S, O, R>(
+    dir: &Path,
+    mut open: O,
+    mut reclaim: R,
+    entries: usize,
+    reopens: usize,
+) -> StorageResult<Vec<Measurement>>
+where
+    S: Storage<KeyValue>,
+    O: FnMut(&Path) -> StorageResult<S>,
+    R: FnMut(&mut S) -> StorageResult<()>,
+{
+    let mut out = Vec::new();
+    let mut store = open(dir)?;
+    fill(&mut store, entries)?;
+    out.push(Measurement::disk("disk_before_half_trim", dir_size(dir)?));
+    let half = entries / 2;
+    let t = Instant::now();
+    store.write_atomically(vec![
+        StorageOp::Trim(half),
+        StorageOp::SetCompactedIdx(half),
+    ])?;
+    out.push(Measurement::timed("trim_half", 1, half as u64, t.elapsed()));
+    reclaim(&mut store)?;
+    drop(store);
+    out.push(Measurement::disk("disk_half_trimmed", dir_size(dir)?));
+    let mut elapsed = Duration::ZERO;
+    for _ in 0..reopens {
+        let t = Instant::now();
+        let store = open(dir)?;
+        elapsed += t.elapsed();
+        check(
+            store.get_log_len()? == entries - half,
+            "reopen_half_trimmed: wrong length after reopen",
+        )?;
+    }
+    out.push(Measurement::timed(
+        "reopen_half_trimmed",
+        reopens as u64,
+        reopens as u64,
+        elapsed,
+    ));
     Ok(out)
 }
 
