@@ -4,7 +4,7 @@
 //! segments of framed, checksummed records (one per `write_atomically` call), snapshot files,
 //! and a lock file. `FORMAT.md` in this crate documents every byte.
 //!
-//! Module map: [`format`] (bytes on disk), [`index`] (positions in memory), [`env`] (every
+//! Module map: [`format`](mod@format) (bytes on disk), [`index`] (positions in memory), [`env`](mod@env) (every
 //! file-system call, real or fault-injecting), `engine` (segments, commit, rotation, space
 //! reclamation), `recovery` (open), [`options`], [`stats`], [`error`].
 //!
