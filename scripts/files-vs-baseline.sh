@@ -9,7 +9,8 @@
 #
 # Environment: PAXSTORE_BENCH_DIR (where stores are created), PAXSTORE_BASELINE_TARGET_DIR
 # (target directory of the baseline build, default target/baseline), PAXSTORE_RESULTS_DIR
-# (raw RESULT lines, default target/bench).
+# (raw RESULT lines, default target/bench), PAXSTORE_FILES_SEGMENT_MIB (FilesStorage segment
+# size, default 64), PAXSTORE_REUSE_BASELINE=1 (keep the baseline results of the last run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,8 +27,12 @@ cargo build --quiet --release -p storage-files --example files_workloads
 echo "building the baseline (release, own target directory)..." >&2
 (cd baseline && CARGO_TARGET_DIR="$baseline_target" cargo build --quiet --release --locked)
 
-echo "running the baseline..." >&2
-"$baseline_target/release/paxstore-baseline" "${mode[@]}" | tee "$results/baseline-for-files.txt" >&2
+if [ -n "${PAXSTORE_REUSE_BASELINE:-}" ] && [ -s "$results/baseline-for-files.txt" ]; then
+    echo "reusing the baseline results of the last run ($results/baseline-for-files.txt)" >&2
+else
+    echo "running the baseline..." >&2
+    "$baseline_target/release/paxstore-baseline" "${mode[@]}" | tee "$results/baseline-for-files.txt" >&2
+fi
 echo "running FilesStorage..." >&2
 target/release/examples/files_workloads "${mode[@]}" | tee "$results/files.txt" >&2
 
@@ -53,8 +58,8 @@ function row(what, base, ours, ratio, bar, ok) {
 }
 function verdict(ratio, bar, at_most) {
     if (ratio == "") return "n/a"
-    if (at_most) return ratio <= bar ? "MET" : "MISSED"
-    return ratio >= bar ? "MET" : "MISSED"
+    if (at_most) return (ratio + 0) <= (bar + 0) ? "MET" : "MISSED"
+    return (ratio + 0) >= (bar + 0) ? "MET" : "MISSED"
 }
 # how many times faster files is than the baseline (baseline time / files time)
 function speedup(w, bar, label,    b, r, x) {

@@ -27,9 +27,21 @@ fn main() -> Result<(), Box<dyn Error>> {
         .prefix("paxstore-files-bench")
         .tempdir_in(base)?;
     let print = |m: &Measurement| println!("{}", m.line(BACKEND));
+    // PAXSTORE_FILES_SEGMENT_MIB: segment size (default: the engine's default, 64 MiB).
+    let mut options = FilesOptions::new();
+    if let Some(mib) = std::env::var("PAXSTORE_FILES_SEGMENT_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        options = options.segment_size(mib << 20);
+    }
+    eprintln!(
+        "FilesStorage segment size: {} MiB",
+        options.segment_size_bytes() >> 20
+    );
     let single = workloads::run_single_log(
         root.path(),
-        |dir| Ok(FilesStorage::<KeyValue>::open(dir, FilesOptions::new())?),
+        |dir| Ok(FilesStorage::<KeyValue>::open(dir, options.clone())?),
         // Dead segments are deleted in the background; "reclaim" waits for that.
         |log| Ok(log.wait_for_purge()?),
         &sizes,
