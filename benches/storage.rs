@@ -17,8 +17,8 @@
 //! snapshot, building the batch) runs outside the timing (`iter_batched`).
 //!
 //! ```text
-//! cargo bench --bench storage                                  # full run (~10-20 minutes)
-//! PAXSTORE_BENCH_SHORT=1 cargo bench --bench storage -- --quick  # short mode (a few minutes)
+//! cargo bench --bench storage                                  # full run (3.5 minutes here)
+//! PAXSTORE_BENCH_SHORT=1 cargo bench --bench storage -- --quick  # short mode (75 s here)
 //! cargo bench --bench storage -- trim                          # one group
 //! scripts/bench-tables.sh > BENCHMARKS.md                      # Markdown tables from the results
 //! ```
