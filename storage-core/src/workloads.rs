@@ -46,6 +46,9 @@ pub struct Measurement {
     pub elements: u64,
     /// Total wall time of the timed calls.
     pub elapsed: Duration,
+    /// The median time of one timed call, for workloads that time each call on its own (the
+    /// mean otherwise). Robust against the stalls a shared machine adds to a few calls.
+    pub median: Duration,
     /// Bytes, for disk workloads (0 otherwise).
     pub bytes: u64,
 }
@@ -57,7 +60,22 @@ impl Measurement {
             ops,
             elements,
             elapsed,
+            median: if ops == 0 {
+                Duration::ZERO
+            } else {
+                elapsed / ops as u32
+            },
             bytes: 0,
+        }
+    }
+
+    /// A measurement from the times of each call.
+    fn sampled(name: impl Into<String>, elements: u64, mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        let median = samples.get(samples.len() / 2).copied().unwrap_or_default();
+        Measurement {
+            median,
+            ..Measurement::timed(name, samples.len() as u64, elements, samples.iter().sum())
         }
     }
 
@@ -67,6 +85,7 @@ impl Measurement {
             ops: 0,
             elements: 0,
             elapsed: Duration::ZERO,
+            median: Duration::ZERO,
             bytes,
         }
     }
@@ -91,15 +110,16 @@ impl Measurement {
     }
 
     /// One machine-readable line:
-    /// `RESULT backend=B workload=W ops=N elements=N nanos=N bytes=N`.
+    /// `RESULT backend=B workload=W ops=N elements=N nanos=N bytes=N median_nanos=N`.
     pub fn line(&self, backend: &str) -> String {
         format!(
-            "RESULT backend={backend} workload={} ops={} elements={} nanos={} bytes={}",
+            "RESULT backend={backend} workload={} ops={} elements={} nanos={} bytes={} median_nanos={}",
             self.name,
             self.ops,
             self.elements,
             self.elapsed.as_nanos(),
-            self.bytes
+            self.bytes,
+            self.median.as_nanos()
         )
     }
 }
@@ -209,7 +229,7 @@ pub fn durable_append<S: Storage<KeyValue>>(
     batches: usize,
 ) -> StorageResult<Measurement> {
     let (_, mut next) = bounds(store)?;
-    let mut elapsed = Duration::ZERO;
+    let mut samples = Vec::with_capacity(batches);
     for _ in 0..batches {
         let batch = entries(next, BATCH_ENTRIES);
         let ops = vec![
@@ -218,14 +238,13 @@ pub fn durable_append<S: Storage<KeyValue>>(
         ];
         let t = Instant::now();
         store.write_atomically(ops)?;
-        elapsed += t.elapsed();
+        samples.push(t.elapsed());
         next += BATCH_ENTRIES;
     }
-    Ok(Measurement::timed(
+    Ok(Measurement::sampled(
         "durable_append",
-        batches as u64,
         (batches * BATCH_ENTRIES) as u64,
-        elapsed,
+        samples,
     ))
 }
 
@@ -236,7 +255,7 @@ pub fn trim<S: Storage<KeyValue>>(
     entries: usize,
     rounds: usize,
 ) -> StorageResult<Measurement> {
-    let mut elapsed = Duration::ZERO;
+    let mut samples = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         fill(store, entries)?;
         let (first, next) = bounds(store)?;
@@ -247,17 +266,16 @@ pub fn trim<S: Storage<KeyValue>>(
         )?;
         let t = Instant::now();
         store.write_atomically(vec![StorageOp::Trim(to), StorageOp::SetCompactedIdx(to)])?;
-        elapsed += t.elapsed();
+        samples.push(t.elapsed());
         check(
             store.get_log_len()? == 0,
             "trim: entries left after the trim",
         )?;
     }
-    Ok(Measurement::timed(
+    Ok(Measurement::sampled(
         format!("trim_{entries}"),
-        rounds as u64,
         (rounds * entries) as u64,
-        elapsed,
+        samples,
     ))
 }
 
@@ -270,7 +288,7 @@ pub fn snapshot_truncate<S: Storage<KeyValue>>(
     snapshot_bytes: usize,
     rounds: usize,
 ) -> StorageResult<Measurement> {
-    let mut elapsed = Duration::ZERO;
+    let mut samples = Vec::with_capacity(rounds);
     for round in 0..rounds {
         fill(store, entries)?;
         let (_, next) = bounds(store)?;
@@ -286,17 +304,16 @@ pub fn snapshot_truncate<S: Storage<KeyValue>>(
         ];
         let t = Instant::now();
         store.write_atomically(ops)?;
-        elapsed += t.elapsed();
+        samples.push(t.elapsed());
     }
     check(
         store.get_snapshot()?.is_some(),
         "snapshot_truncate: no snapshot after the batches",
     )?;
-    Ok(Measurement::timed(
+    Ok(Measurement::sampled(
         "snapshot_truncate",
-        rounds as u64,
         (rounds * entries) as u64,
-        elapsed,
+        samples,
     ))
 }
 
@@ -326,21 +343,20 @@ pub fn read_windows<S: Storage<KeyValue>>(
     let starts: Vec<usize> = (0..windows)
         .map(|_| first + (next_random(&mut seed) % span) as usize)
         .collect();
-    let mut elapsed = Duration::ZERO;
+    let mut samples = Vec::with_capacity(windows);
     for &a in &starts {
         let t = Instant::now();
         let got = store.get_entries(a, a + WINDOW)?;
-        elapsed += t.elapsed();
+        samples.push(t.elapsed());
         check(
             got.len() == WINDOW && got[0].value == a as u64,
             "read_windows: a window came back wrong",
         )?;
     }
-    Ok(Measurement::timed(
+    Ok(Measurement::sampled(
         name,
-        windows as u64,
         (windows * WINDOW) as u64,
-        elapsed,
+        samples,
     ))
 }
 
@@ -422,18 +438,17 @@ where
     drop(store);
     let mut store = open(dir)?;
     out.push(Measurement::disk("disk_untrimmed", dir_size(dir)?));
-    let mut reopen = Duration::ZERO;
+    let mut reopens = Vec::with_capacity(sizes.reopens);
     for _ in 0..sizes.reopens {
         drop(store);
         let t = Instant::now();
         store = open(dir)?;
-        reopen += t.elapsed();
+        reopens.push(t.elapsed());
     }
-    out.push(Measurement::timed(
+    out.push(Measurement::sampled(
         "reopen",
         sizes.reopens as u64,
-        sizes.reopens as u64,
-        reopen,
+        reopens,
     ));
     check(
         store.get_log_len()? == sizes.long_log_entries,
@@ -442,19 +457,14 @@ where
 
     let to_trim = sizes.long_log_entries / 10 * 9;
     let steps = sizes.long_log_trim_steps.max(1);
-    let mut elapsed = Duration::ZERO;
+    let mut trims = Vec::with_capacity(steps);
     for step in 1..=steps {
         let i = to_trim * step / steps;
         let t = Instant::now();
         store.write_atomically(vec![StorageOp::Trim(i), StorageOp::SetCompactedIdx(i)])?;
-        elapsed += t.elapsed();
+        trims.push(t.elapsed());
     }
-    out.push(Measurement::timed(
-        "trim_steps",
-        steps as u64,
-        to_trim as u64,
-        elapsed,
-    ));
+    out.push(Measurement::sampled("trim_steps", to_trim as u64, trims));
     let t = Instant::now();
     reclaim(&mut store)?;
     out.push(Measurement::timed(
@@ -539,11 +549,12 @@ where
 }
 
 /// Runs every single-log workload, each in its own subdirectory of `root`: durable append,
-/// trim, snapshot-plus-truncate and the long-log scenario (see [`long_log`]).
+/// trim, snapshot-plus-truncate, the long-log scenario (see [`long_log`]) and the half-trimmed
+/// reopen (see [`reopen_half_trimmed`]).
 pub fn run_single_log<S, O, R>(
     root: &Path,
-    mut open: O,
-    mut reclaim: R,
+    open: O,
+    reclaim: R,
     sizes: &Sizes,
 ) -> StorageResult<Vec<Measurement>>
 where
@@ -551,38 +562,63 @@ where
     O: FnMut(&Path) -> StorageResult<S>,
     R: FnMut(&mut S) -> StorageResult<()>,
 {
+    run_selected(root, open, reclaim, sizes, |_| true)
+}
+
+/// The groups of [`run_selected`], in the order they run.
+pub const GROUPS: [&str; 5] = ["append", "trim", "snapshot", "long", "half"];
+
+/// Like [`run_single_log`], running only the groups of [`GROUPS`] for which `selected`
+/// returns true: `append` ([`durable_append`]), `trim` ([`trim`]), `snapshot`
+/// ([`snapshot_truncate`]), `long` ([`long_log`]), `half` ([`reopen_half_trimmed`]).
+pub fn run_selected<S, O, R>(
+    root: &Path,
+    mut open: O,
+    mut reclaim: R,
+    sizes: &Sizes,
+    selected: impl Fn(&str) -> bool,
+) -> StorageResult<Vec<Measurement>>
+where
+    S: Storage<KeyValue>,
+    O: FnMut(&Path) -> StorageResult<S>,
+    R: FnMut(&mut S) -> StorageResult<()>,
+{
     let mut out = Vec::new();
-    let mut store = open(&root.join("append"))?;
-    out.push(durable_append(&mut store, sizes.append_batches)?);
-    drop(store);
-
-    let mut store = open(&root.join("trim"))?;
-    out.push(trim(&mut store, sizes.trim_entries, sizes.trim_rounds)?);
-    drop(store);
-
-    let mut store = open(&root.join("snapshot"))?;
-    out.push(snapshot_truncate(
-        &mut store,
-        sizes.snapshot_entries,
-        sizes.snapshot_bytes,
-        sizes.snapshot_rounds,
-    )?);
-    drop(store);
-
-    out.extend(long_log(
-        &root.join("long"),
-        &mut open,
-        &mut reclaim,
-        sizes,
-    )?);
-    let half_trimmed = (sizes.long_log_entries / 5).max(2);
-    out.extend(reopen_half_trimmed(
-        &root.join("half-trimmed"),
-        open,
-        reclaim,
-        half_trimmed,
-        sizes.reopens,
-    )?);
+    if selected("append") {
+        let mut store = open(&root.join("append"))?;
+        out.push(durable_append(&mut store, sizes.append_batches)?);
+    }
+    if selected("trim") {
+        let mut store = open(&root.join("trim"))?;
+        out.push(trim(&mut store, sizes.trim_entries, sizes.trim_rounds)?);
+    }
+    if selected("snapshot") {
+        let mut store = open(&root.join("snapshot"))?;
+        out.push(snapshot_truncate(
+            &mut store,
+            sizes.snapshot_entries,
+            sizes.snapshot_bytes,
+            sizes.snapshot_rounds,
+        )?);
+    }
+    if selected("long") {
+        out.extend(long_log(
+            &root.join("long"),
+            &mut open,
+            &mut reclaim,
+            sizes,
+        )?);
+    }
+    if selected("half") {
+        let half_trimmed = (sizes.long_log_entries / 5).max(2);
+        out.extend(reopen_half_trimmed(
+            &root.join("half-trimmed"),
+            &mut open,
+            &mut reclaim,
+            half_trimmed,
+            sizes.reopens,
+        )?);
+    }
     Ok(out)
 }
 
@@ -617,21 +653,20 @@ where
     reclaim(&mut store)?;
     drop(store);
     out.push(Measurement::disk("disk_half_trimmed", dir_size(dir)?));
-    let mut elapsed = Duration::ZERO;
+    let mut samples = Vec::with_capacity(reopens);
     for _ in 0..reopens {
         let t = Instant::now();
         let store = open(dir)?;
-        elapsed += t.elapsed();
+        samples.push(t.elapsed());
         check(
             store.get_log_len()? == entries - half,
             "reopen_half_trimmed: wrong length after reopen",
         )?;
     }
-    out.push(Measurement::timed(
+    out.push(Measurement::sampled(
         "reopen_half_trimmed",
         reopens as u64,
-        reopens as u64,
-        elapsed,
+        samples,
     ));
     Ok(out)
 }
@@ -758,7 +793,8 @@ mod tests {
             &sizes,
         )
         .unwrap();
-        assert_eq!(reclaims, 1);
+        // once in the long-log scenario, once in the half-trimmed reopen
+        assert_eq!(reclaims, 2);
         let names: Vec<&str> = out.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(
             names,
@@ -775,9 +811,15 @@ mod tests {
                 "get_log_len",
                 "get_compacted_idx",
                 "disk_trimmed",
+                "disk_before_half_trim",
+                "trim_half",
+                "disk_half_trimmed",
+                "reopen_half_trimmed",
             ]
         );
         let append = &out[0];
+        assert_eq!(append.ops, sizes.append_batches as u64);
+        assert!(append.median > Duration::ZERO && append.median <= append.elapsed);
         assert_eq!(
             append.elements,
             (sizes.append_batches * BATCH_ENTRIES) as u64
@@ -795,6 +837,37 @@ mod tests {
             long.get_compacted_idx().unwrap(),
             sizes.long_log_entries / 10 * 9
         );
+    }
+
+    #[test]
+    fn selected_groups_only() {
+        let root = tempfile::tempdir().unwrap();
+        let out = run_selected(
+            root.path(),
+            |_: &Path| Ok(MemoryStorage::<KeyValue>::new()),
+            |_: &mut MemoryStorage<KeyValue>| Ok(()),
+            &Sizes::quick(),
+            |g| g == "trim" || g == "snapshot",
+        )
+        .unwrap();
+        let names: Vec<&str> = out.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["trim_2000", "snapshot_truncate"]);
+    }
+
+    #[test]
+    fn medians_and_lines() {
+        let ms = |v: &[u64]| v.iter().map(|&n| Duration::from_nanos(n)).collect();
+        let m = Measurement::sampled("w", 30, ms(&[5, 1, 1000, 2, 3]));
+        assert_eq!(
+            (m.ops, m.elapsed, m.median),
+            (5, Duration::from_nanos(1011), Duration::from_nanos(3))
+        );
+        assert_eq!(
+            m.line("b"),
+            "RESULT backend=b workload=w ops=5 elements=30 nanos=1011 bytes=0 median_nanos=3"
+        );
+        let t = Measurement::timed("t", 4, 4, Duration::from_nanos(400));
+        assert_eq!(t.median, Duration::from_nanos(100));
     }
 
     #[test]
