@@ -20,7 +20,7 @@
 //! cargo bench --bench storage                                  # full run (3.5 minutes here)
 //! PAXSTORE_BENCH_SHORT=1 cargo bench --bench storage -- --quick  # short mode (75 s here)
 //! cargo bench --bench storage -- trim                          # one group
-//! scripts/bench-tables.sh > BENCHMARKS.md                      # Markdown tables from the results
+//! scripts/bench-tables.sh --update                             # rewrite the tables in BENCHMARKS.md
 //! ```
 //!
 //! `PAXSTORE_BENCH_DIR` chooses where the stores are created (default: the system temporary
