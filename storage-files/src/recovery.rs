@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::engine::{Active, Engine, Segment};
 use crate::error::{FilesError, Result};
@@ -37,15 +37,7 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     fs.create_dir_all(dir)
         .map_err(|e| FilesError::io("create directory", dir, e))?;
     let lock_path = dir.join(LOCK_FILE);
-    let lock = fs.lock(&lock_path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::WouldBlock {
-            FilesError::Locked {
-                path: lock_path.clone(),
-            }
-        } else {
-            FilesError::io("lock", &lock_path, e)
-        }
-    })?;
+    let lock = take_lock(fs.as_ref(), &lock_path)?;
     let names = fs
         .list(dir)
         .map_err(|e| FilesError::io("list directory", dir, e))?;
@@ -148,6 +140,31 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     engine.check()?;
     engine.stats.last_recovery = started.elapsed();
     Ok(engine)
+}
+
+/// How long open keeps trying a held lock before reporting [`FilesError::Locked`].
+const LOCK_PATIENCE: Duration = Duration::from_millis(500);
+
+/// Takes the directory's lock. A lock that is held is retried briefly: a process that forks
+/// (to run any command) holds copies of all its descriptors, this lock's included, until the
+/// child execs, so a store closed and reopened by a process that spawns children can find its
+/// own released lock still held for that instant.
+fn take_lock(fs: &dyn crate::env::FileSystem, path: &Path) -> Result<Box<dyn crate::env::FsLock>> {
+    let deadline = Instant::now() + LOCK_PATIENCE;
+    loop {
+        match fs.lock(path) {
+            Ok(lock) => return Ok(lock),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if Instant::now() >= deadline {
+                    return Err(FilesError::Locked {
+                        path: path.to_path_buf(),
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => return Err(FilesError::io("lock", path, e)),
+        }
+    }
 }
 
 fn read_header(
