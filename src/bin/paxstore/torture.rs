@@ -4,28 +4,26 @@
 //! The child (`paxstore torture-child`, hidden) opens the store and applies the batches of
 //! `storage_core::conformance::crash::batch` (appends of varied sizes with a decided index,
 //! trims, snapshot-plus-truncate, follower syncs that rewrite the tail, promises and
-//! stop-signs, catch-up past the end), printing `ACK k` after batch `k` returned `Ok`. The
+//! stop-signs, catch-up past the end), printing `PAXSTORE-ACK k` after batch `k` returned `Ok`. The
 //! parent kills it after a random number of acknowledgements plus a random delay, reopens the
 //! store, replays the acknowledged batches on the reference model and requires the store to
 //! equal the model after `acked` or `acked + 1` batches (the one in flight may or may not
 //! have landed, but never in part).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use omnipaxos::storage::Storage;
 use paxstore::{AnyStorage, Backend, StoreOptions};
-use storage_core::conformance::{crash::batch, verify_store};
+use storage_core::conformance::{
+    crash::{batch, write_until_killed, ACK},
+    verify_store,
+};
 use storage_core::kv::KeyValue;
 use storage_core::model::Model;
-
-const ACK: &str = "ACK ";
-/// The child stops by itself after this many batches.
-const MAX_BATCHES: usize = 100_000;
 
 /// Arguments of `paxstore torture`.
 #[derive(Args, Debug)]
@@ -67,27 +65,13 @@ fn open(backend: Backend, dir: &Path) -> Result<AnyStorage<KeyValue>, String> {
         .map_err(|e| format!("open {}: {e}", dir.display()))
 }
 
-/// The child: writes batches until killed (or `MAX_BATCHES`).
+/// The child: writes the crash test's batches until killed (see
+/// `storage_core::conformance::crash::write_until_killed`).
 pub fn child(args: ChildArgs) -> ExitCode {
-    let result = (|| -> Result<(), String> {
-        let mut store = open(args.backend, &args.dir)?;
-        let mut model = Model::new();
-        let mut out = std::io::stdout().lock();
-        for k in 0..MAX_BATCHES {
-            let ops = batch(k, &model);
-            model
-                .apply_batch(&ops)
-                .map_err(|e| format!("batch {k} invalid: {e}"))?;
-            store
-                .write_atomically(ops)
-                .map_err(|e| format!("batch {k} failed: {e}"))?;
-            writeln!(out, "{ACK}{k}")
-                .and_then(|_| out.flush())
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
-    })();
-    match result {
+    let opened = |dir: &Path| -> omnipaxos::storage::StorageResult<AnyStorage<KeyValue>> {
+        Ok(open(args.backend, dir)?)
+    };
+    match write_until_killed(&args.dir, opened) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("paxstore torture-child: {e}");

@@ -26,7 +26,8 @@ use crate::model::Model;
 pub const CHILD_ENV: &str = "PAXSTORE_CRASH_CHILD_DIR";
 /// Environment variable giving the number of kill iterations.
 pub const ITERATIONS_ENV: &str = "PAXSTORE_CRASH_ITERATIONS";
-const ACK: &str = "PAXSTORE-ACK ";
+/// The line prefix a child writes after each acknowledged batch: `PAXSTORE-ACK k`.
+pub const ACK: &str = "PAXSTORE-ACK ";
 /// The child stops by itself after this many batches if it was not killed.
 const MAX_BATCHES: usize = 100_000;
 
@@ -96,7 +97,10 @@ pub fn batch(k: usize, before: &Model<KeyValue>) -> Vec<StorageOp<KeyValue>> {
     }
 }
 
-fn child<S: Storage<KeyValue>>(
+/// The child side: opens the store in `dir` with `open` and applies [`batch`]es `0, 1, …`,
+/// writing `{ACK}k` to standard output (flushed) after batch `k` returned `Ok`, until killed
+/// or 100,000 batches. Used by the crash test and by `paxstore torture`.
+pub fn write_until_killed<S: Storage<KeyValue>>(
     dir: &Path,
     open: impl Fn(&Path) -> StorageResult<S>,
 ) -> Result<(), String> {
@@ -135,7 +139,7 @@ where
     F: Fn(&Path) -> StorageResult<S>,
 {
     if let Some(dir) = std::env::var_os(CHILD_ENV) {
-        return child(Path::new(&dir), open);
+        return write_until_killed(Path::new(&dir), open);
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the test binary: {e}"))?;
     let mut seed = std::time::SystemTime::now()
