@@ -339,3 +339,27 @@ fn automatic_reclaim_runs_in_the_background_after_the_threshold() {
     assert_eq!(log.get_log_len().unwrap(), 2000);
     assert_eq!(log.get_compacted_idx().unwrap(), 18_000);
 }
+
+#[test]
+fn stores_are_shareable_and_durable_by_default() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<RocksStore>();
+    send::<RocksStorage<KeyValue>>();
+    let options = RocksOptions::new();
+    assert!(options.sync_policy().is_durable());
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::open_with(dir.path(), options).unwrap();
+    assert_eq!(
+        store.options().sync_policy(),
+        storage_core::SyncPolicy::Always
+    );
+    // A clone is the same database: a log opened through one is in use through the other.
+    let clone = store.clone();
+    let _log = store.log::<KeyValue>("a").unwrap();
+    assert!(matches!(
+        clone.log::<KeyValue>("a"),
+        Err(Error::LogInUse { .. })
+    ));
+    assert_eq!(clone.path(), dir.path());
+}
