@@ -2,6 +2,7 @@
 
 use std::marker::PhantomData;
 use std::path::Path;
+use std::sync::Mutex;
 
 use omnipaxos::{
     ballot_leader_election::Ballot,
@@ -45,12 +46,15 @@ use crate::stats::Stats;
 /// assert_eq!(log.get_log_len().unwrap(), 6);
 /// assert_eq!(log.get_entries(4, 5).unwrap()[0].value, 4);
 /// ```
-pub struct FilesStorage<T> {
+pub struct FilesStorage<T: Entry> {
     engine: Engine,
+    /// The last snapshot read, by snapshot file id: OmniPaxos asks for the snapshot on every
+    /// read below the compacted index, and the file only changes when its id does.
+    snapshot_cache: Mutex<Option<(u64, T::Snapshot)>>,
     _entries: PhantomData<fn() -> T>,
 }
 
-impl<T> std::fmt::Debug for FilesStorage<T> {
+impl<T: Entry> std::fmt::Debug for FilesStorage<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FilesStorage")
             .field("dir", &self.engine.dir())
@@ -69,6 +73,7 @@ where
     pub fn open(dir: impl AsRef<Path>, options: FilesOptions) -> Result<Self> {
         Ok(FilesStorage {
             engine: crate::recovery::open(dir.as_ref(), options)?,
+            snapshot_cache: Mutex::new(None),
             _entries: PhantomData,
         })
     }
@@ -238,9 +243,25 @@ where
     }
     fn get_snapshot(&self) -> StorageResult<Option<T::Snapshot>> {
         self.engine.check()?;
-        match self.engine.read_snapshot()? {
-            Some(bytes) => Ok(Some(codec::decode("snapshot", &bytes)?)),
-            None => Ok(None),
+        let Some(id) = self.engine.meta.snapshot.map(|r| r.id) else {
+            return Ok(None);
+        };
+        // A poisoned cache lock only means a reader panicked mid-clone; the cached value is
+        // still whole (it is replaced only by assignment).
+        let mut cache = self
+            .snapshot_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((cached, snapshot)) = cache.as_ref() {
+            if *cached == id {
+                return Ok(Some(snapshot.clone()));
+            }
         }
+        let Some(bytes) = self.engine.read_snapshot()? else {
+            return Ok(None);
+        };
+        let snapshot: T::Snapshot = codec::decode("snapshot", &bytes)?;
+        *cache = Some((id, snapshot.clone()));
+        Ok(Some(snapshot))
     }
 }
