@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use storage_core::bounds::Bounds;
 
-use crate::env::{FileSystem, FsFile, FsLock};
+use crate::env::{self, FileSystem, FsFile, FsLock};
 use crate::error::{FilesError, Result};
 use crate::format::{
     self, BatchBuilder, Checkpoint, Effect, Loc, MetaOp, SegmentHeader, SnapshotRef, Trailer,
@@ -142,7 +142,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Writes a snapshot file: temp name, fsync, rename, directory fsync.
+    /// Writes a snapshot file: temp name, fsync, rename, directory fsync. A failed fsync
+    /// poisons the store, as everywhere.
     fn write_snapshot_file(&mut self, bytes: &[u8]) -> Result<SnapshotRef> {
         let r = SnapshotRef {
             id: self.next_snapshot_id,
@@ -152,6 +153,7 @@ impl Engine {
         self.next_snapshot_id += 1;
         let name = format::snapshot_name(r.id);
         let (tmp, path) = (self.path(&format!("{name}.tmp")), self.path(&name));
+        let mut fsync_failed = false;
         let result = (|| -> Result<()> {
             let file = self
                 .fs
@@ -164,14 +166,19 @@ impl Engine {
                 .map_err(|e| FilesError::io("write", &tmp, e))?;
             self.stats.bytes_written += buf.len() as u64;
             self.stats.fsyncs += 1;
-            file.sync_all()
-                .map_err(|e| FilesError::io("fsync", &tmp, e))?;
+            file.sync_all().map_err(|e| {
+                fsync_failed = true;
+                FilesError::io("fsync", &tmp, e)
+            })?;
             self.fs
                 .rename(&tmp, &path)
                 .map_err(|e| FilesError::io("rename", &tmp, e))?;
-            self.sync_dir()
+            self.sync_dir().inspect_err(|_| fsync_failed = true)
         })();
         if let Err(e) = result {
+            if fsync_failed {
+                self.poison(&e);
+            }
             // Nothing durable refers to the file: remove it (open removes leftovers too).
             let _ = self.fs.remove_file(&tmp);
             let _ = self.fs.remove_file(&path);
@@ -189,6 +196,7 @@ impl Engine {
     ) -> Result<()> {
         self.check()?;
         let old_snapshot = self.meta.snapshot;
+        let snapshot_set = snapshot.is_some();
         let mut new_file = None;
         if let Some(snap) = snapshot {
             let r = match snap {
@@ -205,7 +213,12 @@ impl Engine {
             return Ok(());
         }
         let (record, effects) = batch.finish();
-        let outcome = self.append_record(&record);
+        let trims = effects.iter().any(|e| matches!(e, Effect::Trim(_)));
+        // A record that makes files dead (a trim, a new snapshot) is synced whatever the sync
+        // policy: the files are deleted on its strength, and a power loss that took the record
+        // but not the deletions would leave a store that cannot open.
+        let sync = self.opts.core.sync.is_durable() || trims || snapshot_set;
+        let outcome = self.append_record(&record, sync);
         if record.capacity() <= 4 << 20 {
             self.scratch = record;
         }
@@ -221,7 +234,6 @@ impl Engine {
                 return Err(e);
             }
         };
-        let trims = effects.iter().any(|e| matches!(e, Effect::Trim(_)));
         if let Err(reason) = self.apply_effects(seg, offset, effects) {
             // Cannot happen: the batch was validated against the bounds before encoding.
             let err = FilesError::corrupt(self.path(&format::segment_name(seg)), offset, reason);
@@ -244,10 +256,11 @@ impl Engine {
         Ok(())
     }
 
-    /// Appends a framed record to the active segment (rotating first if it is full) and makes
-    /// it durable. Returns the segment and offset. On error nothing was applied in memory; if
-    /// the file's state is unknown the store is poisoned.
-    fn append_record(&mut self, record: &[u8]) -> Result<(u64, u64)> {
+    /// Appends a framed record to the active segment (rotating first if it is full) and, if
+    /// `sync`, makes it durable. Returns the segment and offset. On error nothing was applied
+    /// in memory and the record is cut off the file; if the file's state is unknown the store
+    /// is poisoned.
+    fn append_record(&mut self, record: &[u8], sync: bool) -> Result<(u64, u64)> {
         if record.len() as u64 - format::RECORD_HEADER as u64 > format::MAX_RECORD_BODY {
             return Err(FilesError::TooLarge {
                 bytes: record.len() as u64,
@@ -276,15 +289,12 @@ impl Engine {
             (s.file.clone(), s.path.clone())
         };
         let need = offset + record.len() as u64;
-        if let Some(a) = self
-            .active
-            .as_mut()
-            .filter(|a| self.opts.preallocate && need > a.allocated)
-        {
-            // Reserve the next step; without the space the write could not succeed anyway.
-            file.allocate(need + PREALLOCATE_STEP)
-                .map_err(|e| FilesError::io("preallocate", &path, e))?;
-            a.allocated = need + PREALLOCATE_STEP;
+        let short = self.active.as_ref().is_some_and(|a| need > a.allocated);
+        // Reserve the next step; without the space the write could not succeed anyway.
+        if short && self.preallocate(file.as_ref(), need + PREALLOCATE_STEP, &path)? {
+            if let Some(a) = self.active.as_mut() {
+                a.allocated = need + PREALLOCATE_STEP;
+            }
         }
         if let Err(e) = file.write_all_at(record, offset) {
             let err = FilesError::io("write", &path, e);
@@ -299,10 +309,25 @@ impl Engine {
             return Err(err);
         }
         self.stats.bytes_written += record.len() as u64;
-        if self.opts.core.sync.is_durable() {
+        if sync {
             self.stats.fsyncs += 1;
             if let Err(e) = file.sync_data() {
+                // The batch fails, so its record must not be replayed by a later open: the
+                // page cache may still hold it (a failed fdatasync says nothing of what
+                // reached the disk). Cut it off and make the cut durable, then poison: the
+                // file's state past older records is unknown.
                 let err = FilesError::io("fdatasync", &path, e);
+                if let Some(a) = self.active.as_mut() {
+                    a.allocated = offset;
+                }
+                let cut = file.set_len(offset).and_then(|()| file.sync_all());
+                if let Err(e2) = cut {
+                    self.poison(&FilesError::io(
+                        "cut a record whose fdatasync failed",
+                        &path,
+                        e2,
+                    ));
+                }
                 self.poison(&err);
                 return Err(err);
             }
@@ -384,15 +409,14 @@ impl Engine {
         })?;
         let name = format::segment_name(id);
         let (tmp, path) = (self.path(&format!("{name}.tmp")), self.path(&name));
+        let step = PREALLOCATE_STEP.min(self.opts.segment_size);
+        let mut preallocated = false;
         let created = (|| -> Result<Arc<dyn FsFile>> {
             let file = self
                 .fs
                 .create(&tmp)
                 .map_err(|e| FilesError::io("create", &tmp, e))?;
-            if self.opts.preallocate {
-                file.allocate(PREALLOCATE_STEP.min(self.opts.segment_size))
-                    .map_err(|e| FilesError::io("preallocate", &tmp, e))?;
-            }
+            preallocated = self.preallocate(file.as_ref(), step, &tmp)?;
             file.write_all_at(&header, 0)
                 .map_err(|e| FilesError::io("write", &tmp, e))?;
             self.stats.bytes_written += header.len() as u64;
@@ -429,14 +453,35 @@ impl Engine {
             id,
             end: header.len() as u64,
             header_len: header.len() as u64,
-            allocated: if self.opts.preallocate {
-                PREALLOCATE_STEP.min(self.opts.segment_size)
+            allocated: if preallocated {
+                step
             } else {
                 header.len() as u64
             },
         });
         self.next_segment_id = id + 1;
         Ok(())
+    }
+
+    /// Reserves disk space for `file` up to `len`, if preallocation is on. Returns whether it
+    /// did. Where the file system does not support it (FUSE, some NFS and ZFS setups), it is
+    /// switched off for the life of the store and writes simply grow the file.
+    fn preallocate(&mut self, file: &dyn FsFile, len: u64, path: &Path) -> Result<bool> {
+        if !self.opts.preallocate {
+            return Ok(false);
+        }
+        match file.allocate(len) {
+            Ok(()) => Ok(true),
+            Err(e) if env::is_unsupported(&e) => {
+                tracing::warn!(
+                    "{}: the file system does not support preallocation ({e}); writing without it",
+                    path.display()
+                );
+                self.opts.preallocate = false;
+                Ok(false)
+            }
+            Err(e) => Err(FilesError::io("preallocate", path, e)),
+        }
     }
 
     /// Deletes the oldest segments that hold no live entry (never the newest, whose header

@@ -34,8 +34,7 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     opts.validate()?;
     let started = Instant::now();
     let fs = opts.fs.clone();
-    fs.create_dir_all(dir)
-        .map_err(|e| FilesError::io("create directory", dir, e))?;
+    ensure_dir(fs.as_ref(), dir)?;
     let lock_path = dir.join(LOCK_FILE);
     let lock = take_lock(fs.as_ref(), &lock_path)?;
     let names = fs
@@ -72,12 +71,6 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
         stats: Stats::default(),
         scratch: Vec::new(),
     };
-    for name in &leftovers {
-        let path = engine.path(name);
-        fs.remove_file(&path)
-            .map_err(|e| FilesError::io("remove leftover", &path, e))?;
-    }
-
     if let Some(&last) = segment_ids.last() {
         for pair in segment_ids.windows(2) {
             if pair[1] != pair[0] + 1 {
@@ -93,6 +86,26 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
         }
         replay_last(&mut engine, last)?;
         engine.next_segment_id = last + 1;
+    }
+    // What was just read may be only in the page cache (a process killed between a write
+    // and its fdatasync, a seal's `set_len` before its fsync, a segment renamed into place
+    // before the directory fsync). Everything below deletes or cuts on the strength of it,
+    // and what this open returns is acted on by consensus: make it durable first.
+    if let Some(&last) = segment_ids.last() {
+        if let Some(seg) = engine.segments.get(&last) {
+            engine.stats.fsyncs += 1;
+            seg.file
+                .sync_all()
+                .map_err(|e| FilesError::io("fsync", &seg.path, e))?;
+        }
+    }
+    engine.stats.fsyncs += 1;
+    fs.sync_dir(dir)
+        .map_err(|e| FilesError::io("fsync directory", dir, e))?;
+    for name in &leftovers {
+        let path = engine.path(name);
+        fs.remove_file(&path)
+            .map_err(|e| FilesError::io("remove leftover", &path, e))?;
     }
 
     // The snapshot the metadata refers to must exist; other snapshot files are leftovers of
@@ -140,6 +153,54 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     engine.check()?;
     engine.stats.last_recovery = started.elapsed();
     Ok(engine)
+}
+
+/// Creates `dir` if missing (and its missing parents), each new directory made durable by an
+/// fsync of its parent; fsyncs `dir`'s parent in any case, since an earlier open may have
+/// created `dir` and died before that fsync.
+fn ensure_dir(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
+    fn parent_of(dir: &Path) -> Option<&Path> {
+        dir.parent().map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+    }
+    /// Returns whether `dir` was created (and its parent fsynced).
+    fn make(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<bool> {
+        let created = match fs.create_dir(dir) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let Some(parent) = parent_of(dir) else {
+                    return Err(FilesError::io("create directory", dir, e));
+                };
+                make(fs, parent)?;
+                match fs.create_dir(dir) {
+                    Ok(()) => true,
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                    Err(e) => return Err(FilesError::io("create directory", dir, e)),
+                }
+            }
+            Err(e) => return Err(FilesError::io("create directory", dir, e)),
+        };
+        if created {
+            if let Some(parent) = parent_of(dir) {
+                fs.sync_dir(parent)
+                    .map_err(|e| FilesError::io("fsync directory", parent, e))?;
+            }
+        }
+        Ok(created)
+    }
+    if !make(fs, dir)? {
+        if let Some(parent) = parent_of(dir) {
+            fs.sync_dir(parent)
+                .map_err(|e| FilesError::io("fsync directory", parent, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// How long open keeps trying a held lock before reporting [`FilesError::Locked`].

@@ -10,7 +10,9 @@
 //!   after the operation (after, if it returned `Ok`), never something between;
 //! - `Ok`: reads and a reopen show the state after.
 //!
-//! A disk-full write must fail with an error that says so and change nothing.
+//! A disk-full write or preallocation must fail with an error that says so and change nothing.
+//! A preallocation the file system does not support (`EOPNOTSUPP`) must change nothing either:
+//! the engine writes without it.
 
 mod common;
 
@@ -63,6 +65,8 @@ fn kind_name(k: FaultKind) -> &'static str {
         FaultKind::DirFsync => "directory fsync",
         FaultKind::Open => "open",
         FaultKind::SetLen => "set_len",
+        FaultKind::AllocateUnsupported => "allocate unsupported",
+        FaultKind::AllocateDiskFull => "allocate disk full",
     }
 }
 
@@ -380,7 +384,8 @@ fn judge(
     after: &Model<KeyValue>,
     outcome: &mut Outcome,
 ) {
-    if kind == FaultKind::DiskFull {
+    let disk_full = matches!(kind, FaultKind::DiskFull | FaultKind::AllocateDiskFull);
+    if disk_full {
         let err = result
             .as_ref()
             .expect_err(&format!("{label}: a full disk went unnoticed"));
@@ -392,10 +397,7 @@ fn judge(
     let poisoned = store.as_ref().is_some_and(|s| s.poisoned().is_some());
     if poisoned {
         let mut store = store.unwrap();
-        assert!(
-            kind != FaultKind::DiskFull,
-            "{label}: a full disk poisoned the store"
-        );
+        assert!(!disk_full, "{label}: a full disk poisoned the store");
         assert_refuses_everything(&mut store, label);
         drop(store);
         let reopened = Store::open(dir, options.clone())
