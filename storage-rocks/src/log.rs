@@ -186,8 +186,11 @@ impl<T: Entry> RocksStorage<T> {
     }
 
     /// Gives back the disk space of everything trimmed so far, now, in the calling thread:
-    /// drops the table files wholly below the trim point, compacts the range below it and
-    /// flushes the metadata so that old write-ahead-log files can be deleted.
+    /// writes a synced range deletion below the trim point (so that no power loss can bring a
+    /// trimmed entry back, nor, under [`SyncPolicy::Never`](storage_core::SyncPolicy::Never),
+    /// undo the trim once files are gone), then drops the table files wholly below the trim
+    /// point, compacts the range below it and flushes the metadata so that old
+    /// write-ahead-log files can be deleted.
     ///
     /// The store also does this in the background after
     /// [`RocksOptions::reclaim_threshold`] trimmed entries; call this to bound disk use at a

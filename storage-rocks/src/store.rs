@@ -92,10 +92,9 @@ pub(crate) struct Shared {
     log_options: rocksdb::Options,
     /// Synced or not according to the sync policy: every batch of a log.
     pub(crate) write_opts: WriteOptions,
-    /// Always synced: log creation and removal.
+    /// Always synced: log creation and removal, and the reclaimer's range deletions (which
+    /// must be durable before it drops any file: see [`Shared::reclaim`]).
     synced: WriteOptions,
-    /// Never synced: the reclaimer's idempotent range deletions below a trim point.
-    relaxed: WriteOptions,
     /// The logs that have an open `RocksStorage`.
     open_logs: Mutex<HashSet<String>>,
     /// Held by a reclamation for its whole duration, and by `drop_log`.
@@ -270,8 +269,6 @@ impl RocksStore {
         write_opts.set_sync(options.sync_policy().is_durable());
         let mut synced = WriteOptions::default();
         synced.set_sync(true);
-        let mut relaxed = WriteOptions::default();
-        relaxed.set_sync(false);
         let shared = Arc::new(Shared {
             db,
             path,
@@ -279,7 +276,6 @@ impl RocksStore {
             log_options,
             write_opts,
             synced,
-            relaxed,
             open_logs: Mutex::new(HashSet::new()),
             reclaim_lock: Mutex::new(()),
             drop_epoch: AtomicU64::new(0),
@@ -554,6 +550,12 @@ impl Shared {
 
     /// Drops the column families of logs that have no registration: left by a crash in the
     /// middle of `drop_log` or of a log's creation.
+    ///
+    /// The missing registration this acts on is durable, even if it was read back from a
+    /// write-ahead-log tail that never reached the disk (a crash between a write and its
+    /// sync): `DB::open` flushes everything it recovers from the write-ahead log into synced
+    /// table files, with a synced MANIFEST change, before it returns (RocksDB's
+    /// `avoid_flush_during_recovery` is off, and the `rocksdb` crate has no setter for it).
     fn drop_orphan_logs(&self, logs: &[String]) -> Result<()> {
         for log in logs {
             if !self.is_registered(log)? {
@@ -644,8 +646,8 @@ impl Shared {
         lock(&self.open_logs).remove(name);
     }
 
-    /// Gives back the disk space of log `log` below index `upto`: a range deletion of
-    /// `[0, upto)` (covering anything an earlier dropped file might have uncovered), then
+    /// Gives back the disk space of log `log` below index `upto`: a synced range deletion of
+    /// `[0, upto)` (covering anything a dropped file might uncover), then
     /// `delete_file_in_range` (whole table files inside the range go at once), then a
     /// compaction of the range (rewrites the files straddling `upto`, drops the tombstones),
     /// then a flush of the metadata column family so that old WAL files can go as well.
@@ -663,8 +665,25 @@ impl Shared {
         let (start, end) = (entry_key(0), entry_key(upto));
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(&cf, start, end);
+        // Synced, and before any file is dropped: `delete_file_in_range` commits the drop with
+        // a synced MANIFEST change, so a power loss right after it keeps the drop and loses
+        // whatever the write-ahead log had not synced yet.
+        // - A dropped file may hold the range tombstone of an earlier trim, hiding older copies
+        //   of trimmed entries in a lower-level file that straddles `upto` and stays: only this
+        //   deletion keeps them hidden once that file is gone. Unsynced, they could come back
+        //   below the log's first index.
+        // - Under `SyncPolicy::Never`, the trim that moved the log's start to `upto` may still
+        //   be in the page cache only: dropping the files above the old start before the trim
+        //   is durable could leave, after a power loss, the old start with its entries gone (a
+        //   log that no longer opens). A synced write makes the write-ahead log durable up to
+        //   itself (RocksDB syncs every WAL file not synced yet), so that trim is durable too.
+        // A synced write is the cheapest way to both: one WAL sync per reclamation, shared with
+        // concurrent durable writers by group commit (a memtable flush would write a table
+        // file as well). If the write or its sync fails, nothing is dropped: the error is
+        // returned, and RocksDB (paranoid checks on) accepts no more writes after a failed
+        // WAL sync, so every log handle's next write fails and poisons it.
         self.db
-            .write_opt(batch, &self.relaxed)
+            .write_opt(batch, &self.synced)
             .map_err(|e| self.rocks("reclaim: delete range", &cf_name, e))?;
         // The end key is inclusive here: stop at the last trimmed index.
         self.db
