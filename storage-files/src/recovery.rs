@@ -68,19 +68,21 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
         poisoned: None,
         next_segment_id: 1,
         next_snapshot_id: 1,
+        stale_below: None,
         stats: Stats::default(),
         scratch: Vec::new(),
     };
+    // Segments below a gap in the ids are dead: their deletion was interrupted (a failed
+    // unlink, or a power loss that kept a later unlink and not an earlier one). Only the run
+    // of consecutive ids that ends at the newest segment is read; if the log's live entries
+    // are not all in it, the check after replay reports the store as corrupt.
+    let live_from = segment_ids
+        .windows(2)
+        .rposition(|pair| pair[1] != pair[0] + 1)
+        .map_or(0, |i| i + 1);
+    let stale: Vec<u64> = segment_ids.drain(..live_from).collect();
+    engine.stale_below = segment_ids.first().copied().filter(|_| !stale.is_empty());
     if let Some(&last) = segment_ids.last() {
-        for pair in segment_ids.windows(2) {
-            if pair[1] != pair[0] + 1 {
-                return Err(FilesError::corrupt(
-                    engine.path(&format::segment_name(pair[0] + 1)),
-                    0,
-                    format!("segment missing between {} and {}", pair[0], pair[1]),
-                ));
-            }
-        }
         for &id in &segment_ids[..segment_ids.len() - 1] {
             open_sealed(&mut engine, id)?;
         }
@@ -149,15 +151,30 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
             .map_err(|e| FilesError::io("fsync directory", dir, e))?;
     }
     // A trim may have been interrupted before it deleted the segments below it.
+    if !stale.is_empty() {
+        tracing::info!(
+            "{}: deleting {} dead segments below a gap in the segment ids",
+            dir.display(),
+            stale.len()
+        );
+        let paths = stale
+            .iter()
+            .map(|&id| engine.path(&format::segment_name(id)))
+            .collect();
+        engine.purger.submit(paths, dir.to_path_buf(), true);
+    }
     engine.reclaim_segments();
     engine.check()?;
     engine.stats.last_recovery = started.elapsed();
     Ok(engine)
 }
 
-/// Creates `dir` if missing (and its missing parents), each new directory made durable by an
-/// fsync of its parent; fsyncs `dir`'s parent in any case, since an earlier open may have
-/// created `dir` and died before that fsync.
+/// Creates `dir` if missing (and its missing parents) and makes its entry durable.
+///
+/// Every directory is made durable by an fsync of its parent before anything is created in it,
+/// whether this call created it or an earlier open that may have died before that fsync. When
+/// a directory is created, its parent's own entry is fsynced too, for the same reason (a
+/// directory is only ever created once its parent's entry is durable, so one level suffices).
 fn ensure_dir(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
     fn parent_of(dir: &Path) -> Option<&Path> {
         dir.parent().map(|p| {
@@ -168,39 +185,39 @@ fn ensure_dir(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
             }
         })
     }
-    /// Returns whether `dir` was created (and its parent fsynced).
-    fn make(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<bool> {
-        let created = match fs.create_dir(dir) {
-            Ok(()) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+    fn sync_parent(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
+        match parent_of(dir) {
+            Some(parent) => fs
+                .sync_dir(parent)
+                .map_err(|e| FilesError::io("fsync directory", parent, e)),
+            None => Ok(()),
+        }
+    }
+    fn make(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
+        match fs.create_dir(dir) {
+            Ok(()) => {
+                // Its parent may have been made by an open that died before its fsync.
+                if let Some(parent) = parent_of(dir) {
+                    sync_parent(fs, parent)?;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let Some(parent) = parent_of(dir) else {
                     return Err(FilesError::io("create directory", dir, e));
                 };
                 make(fs, parent)?;
                 match fs.create_dir(dir) {
-                    Ok(()) => true,
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(FilesError::io("create directory", dir, e)),
                 }
             }
             Err(e) => return Err(FilesError::io("create directory", dir, e)),
-        };
-        if created {
-            if let Some(parent) = parent_of(dir) {
-                fs.sync_dir(parent)
-                    .map_err(|e| FilesError::io("fsync directory", parent, e))?;
-            }
         }
-        Ok(created)
+        sync_parent(fs, dir)
     }
-    if !make(fs, dir)? {
-        if let Some(parent) = parent_of(dir) {
-            fs.sync_dir(parent)
-                .map_err(|e| FilesError::io("fsync directory", parent, e))?;
-        }
-    }
-    Ok(())
+    make(fs, dir)
 }
 
 /// How long open keeps trying a held lock before reporting [`FilesError::Locked`].
@@ -472,7 +489,17 @@ fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
         return Err(FilesError::corrupt(
             &path,
             0,
-            format!("after replay the log holds [{first}, {next}) but the segments hold {} of those entries", engine.index.len()),
+            format!(
+                "after replay the log holds [{first}, {next}) but the segments hold {} of those entries{}",
+                engine.index.len(),
+                match engine.stale_below {
+                    Some(id) => format!(
+                        " (segment {} is missing: segments below {id} were taken for dead)",
+                        id - 1
+                    ),
+                    None => String::new(),
+                }
+            ),
         ));
     }
     let size = pos as u64;

@@ -17,7 +17,7 @@ mod faulty;
 mod sim;
 
 pub use faulty::{FaultKind, FaultyFs};
-pub use sim::{CrashPattern, SimFs};
+pub use sim::{CrashPattern, SimFs, Trigger};
 
 /// Whether `e` says the call is not supported by this file system (`EOPNOTSUPP`, `ENOSYS`):
 /// `fallocate` on FUSE, some NFS and ZFS setups.

@@ -94,9 +94,21 @@ struct Dir {
     pending: Vec<DirOp>,
 }
 
+/// What a [`SimFs::trigger`] does to the first call it matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// Freeze the file system just before the call (like [`SimFs::crash_at`]).
+    Crash,
+    /// Fail the call with an I/O error, doing nothing; later calls work (a failed `fsync`
+    /// leaves the data in the page cache, volatile).
+    Fail,
+}
+
 #[derive(Clone)]
 struct World {
-    inodes: Vec<Inode>,
+    inodes: BTreeMap<usize, Inode>,
+    next_ino: usize,
+    trigger: Option<(String, Trigger)>,
     /// Directories by path ("/" is the root, always there).
     dirs: BTreeMap<String, Dir>,
     /// Locked paths.
@@ -114,7 +126,9 @@ impl World {
         let mut dirs = BTreeMap::new();
         dirs.insert("/".to_string(), Dir::default());
         World {
-            inodes: Vec::new(),
+            inodes: BTreeMap::new(),
+            next_ino: 0,
+            trigger: None,
             dirs,
             locks: HashMap::new(),
             next_lock: 1,
@@ -130,18 +144,30 @@ impl World {
         io::Error::other("simulated crash: the file system is frozen")
     }
 
-    /// Counts a mutating call; fails if the file system is frozen or freezes now.
+    /// Counts a mutating call; fails if the file system is frozen, freezes now, or a
+    /// trigger fails this call.
     fn mutate(&mut self, what: impl FnOnce() -> String) -> io::Result<()> {
         if self.frozen {
             return Err(Self::dead());
         }
-        if self.crash_at == Some(self.mutations) {
+        let what = what();
+        let triggered = match &self.trigger {
+            Some((prefix, action)) if what.starts_with(prefix.as_str()) => Some(*action),
+            _ => None,
+        };
+        if self.crash_at == Some(self.mutations) || triggered == Some(Trigger::Crash) {
             self.frozen = true;
-            self.note(format!("CRASH before: {}", what()));
+            self.trigger = None;
+            self.note(format!("CRASH before: {what}"));
             return Err(Self::dead());
         }
         self.mutations += 1;
-        self.note(what());
+        if triggered == Some(Trigger::Fail) {
+            self.trigger = None;
+            self.note(format!("FAILED: {what}"));
+            return Err(io::Error::other(format!("simulated I/O error: {what}")));
+        }
+        self.note(what);
         Ok(())
     }
 
@@ -159,9 +185,31 @@ impl World {
         self.trace.push(s);
     }
 
-    /// The new world after the process dies: locks released, the rest as it was.
+    /// The new world after the process dies: locks released, files no directory refers to
+    /// forgotten (only the dead process had them open), the rest as it was.
     fn restarted(&self) -> World {
         let mut w = self.clone();
+        let mut linked = std::collections::BTreeSet::new();
+        for d in w.dirs.values() {
+            let ops = d.pending.iter().map(|op| match op {
+                DirOp::Link(_, n) | DirOp::Rename(_, _, n) => Some(*n),
+                DirOp::Unlink(_) => None,
+            });
+            for node in d
+                .live
+                .values()
+                .chain(d.durable.values())
+                .copied()
+                .map(Some)
+                .chain(ops)
+            {
+                if let Some(Node::File(ino)) = node {
+                    linked.insert(ino);
+                }
+            }
+        }
+        w.inodes.retain(|ino, _| linked.contains(ino));
+        w.trigger = None;
         w.locks.clear();
         w.mutations = 0;
         w.crash_at = None;
@@ -179,7 +227,7 @@ impl World {
             }),
         };
         let mut w = self.restarted();
-        for inode in &mut w.inodes {
+        for inode in w.inodes.values_mut() {
             let mut data = std::mem::take(&mut inode.durable);
             for op in std::mem::take(&mut inode.pending) {
                 match op {
@@ -266,6 +314,12 @@ impl World {
         self.dirs
             .get_mut(path)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("no directory {path}")))
+    }
+
+    fn inode(&mut self, ino: usize) -> io::Result<&mut Inode> {
+        self.inodes
+            .get_mut(&ino)
+            .ok_or_else(|| io::Error::other("stale file handle"))
     }
 
     fn lookup(&self, path: &str) -> io::Result<usize> {
@@ -401,6 +455,14 @@ impl SimFs {
         w.crash_at = Some(w.mutations + n);
     }
 
+    /// Arms a trigger: the first call from now whose description starts with `prefix`
+    /// (descriptions as in [`trace`](Self::trace): `create /d/f`, `write f @0 +9`, `fsync f`,
+    /// `fsync dir /d`, `set_len f 9`, `allocate f 9`, `rename /d/a -> b`, `unlink /d/f`,
+    /// `mkdir /d`) crashes or fails.
+    pub fn trigger(&self, prefix: &str, action: Trigger) {
+        self.world().trigger = Some((prefix.to_string(), action));
+    }
+
     /// Mutating calls so far (in this process).
     pub fn mutations(&self) -> u64 {
         self.world().mutations
@@ -447,7 +509,10 @@ impl SimFs {
     pub fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let w = self.world();
         let ino = w.lookup(&key(path))?;
-        Ok(w.inodes[ino].live.clone())
+        Ok(w.inodes
+            .get(&ino)
+            .map(|i| i.live.clone())
+            .unwrap_or_default())
     }
 
     /// Writes a whole file, durably (entry included): for setting up test states.
@@ -455,12 +520,16 @@ impl SimFs {
         let mut w = self.world();
         let path = key(path);
         let (parent, name) = split(&path);
-        let ino = w.inodes.len();
-        w.inodes.push(Inode {
-            live: bytes.to_vec(),
-            durable: bytes.to_vec(),
-            pending: Vec::new(),
-        });
+        let ino = w.next_ino;
+        w.next_ino += 1;
+        w.inodes.insert(
+            ino,
+            Inode {
+                live: bytes.to_vec(),
+                durable: bytes.to_vec(),
+                pending: Vec::new(),
+            },
+        );
         let d = w.dir_mut(&parent)?;
         d.live.insert(name.clone(), Node::File(ino));
         d.durable.insert(name, Node::File(ino));
@@ -470,7 +539,7 @@ impl SimFs {
     /// Whether anything is unsynced (a file's data or a directory's entries).
     pub fn has_volatile(&self) -> bool {
         let w = self.world();
-        w.inodes.iter().any(|i| !i.pending.is_empty())
+        w.inodes.values().any(|i| !i.pending.is_empty())
             || w.dirs.values().any(|d| !d.pending.is_empty())
     }
 }
@@ -491,7 +560,11 @@ impl FsFile for SimFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let w = self.lock();
         w.check_alive()?;
-        let data = &w.inodes[self.ino].live;
+        let data = &w
+            .inodes
+            .get(&self.ino)
+            .ok_or_else(|| io::Error::other("stale file handle"))?
+            .live;
         let end = offset
             .checked_add(buf.len() as u64)
             .filter(|&e| e <= data.len() as u64)
@@ -502,7 +575,7 @@ impl FsFile for SimFile {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let mut w = self.lock();
         w.mutate(|| format!("write {} @{offset} +{}", self.name, buf.len()))?;
-        let inode = &mut w.inodes[self.ino];
+        let inode = w.inode(self.ino)?;
         write_at(&mut inode.live, offset, buf);
         inode.pending.push(DataOp::Write {
             offset,
@@ -516,7 +589,7 @@ impl FsFile for SimFile {
     fn sync_all(&self) -> io::Result<()> {
         let mut w = self.lock();
         w.mutate(|| format!("fsync {}", self.name))?;
-        let inode = &mut w.inodes[self.ino];
+        let inode = w.inode(self.ino)?;
         inode.durable = inode.live.clone();
         inode.pending.clear();
         Ok(())
@@ -524,7 +597,7 @@ impl FsFile for SimFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut w = self.lock();
         w.mutate(|| format!("set_len {} {len}", self.name))?;
-        let inode = &mut w.inodes[self.ino];
+        let inode = w.inode(self.ino)?;
         inode.live.resize(len as usize, 0);
         inode.pending.push(DataOp::SetLen(len));
         Ok(())
@@ -532,7 +605,7 @@ impl FsFile for SimFile {
     fn len(&self) -> io::Result<u64> {
         let w = self.lock();
         w.check_alive()?;
-        Ok(w.inodes[self.ino].live.len() as u64)
+        Ok(w.inodes.get(&self.ino).map_or(0, |i| i.live.len() as u64))
     }
     fn allocate(&self, len: u64) -> io::Result<()> {
         let mut w = self.lock();
@@ -541,7 +614,7 @@ impl FsFile for SimFile {
             return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
         }
         w.mutate(|| format!("allocate {} {len}", self.name))?;
-        let inode = &mut w.inodes[self.ino];
+        let inode = w.inode(self.ino)?;
         if (inode.live.len() as u64) < len {
             inode.live.resize(len as usize, 0);
         }
@@ -584,8 +657,9 @@ impl SimFs {
                 format!("{path} exists"),
             ));
         }
-        let ino = w.inodes.len();
-        w.inodes.push(Inode::default());
+        let ino = w.next_ino;
+        w.next_ino += 1;
+        w.inodes.insert(ino, Inode::default());
         let d = w.dir_mut(&parent)?;
         d.live.insert(name.clone(), Node::File(ino));
         d.pending.push(DirOp::Link(name, Node::File(ino)));
