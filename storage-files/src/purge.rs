@@ -5,8 +5,9 @@
 //! before they are queued, and open deletes any dead file a crash left behind. On a file system
 //! mounted with online discard an unlink plus directory fsync can take milliseconds, which is
 //! why it does not belong in `trim`'s latency. A failed directory fsync poisons the store (the
-//! next call reports it), like any other failed fsync; a file that cannot be deleted is left for
-//! the next open.
+//! next call reports it), like any other failed fsync; a file that cannot be deleted is tried
+//! again with the next deletion (and by the next open). The files after it are deleted all the
+//! same: open takes segments below a gap in the ids for dead.
 
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Sender};
@@ -27,6 +28,8 @@ struct State {
     pending: usize,
     error: Option<String>,
     fsyncs: u64,
+    /// Files whose deletion failed, tried again with the next job.
+    retry: Vec<PathBuf>,
 }
 
 type Shared = Arc<(Mutex<State>, Condvar)>;
@@ -38,18 +41,19 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
 
 fn run(fs: &dyn FileSystem, job: Job, shared: &Shared) {
     let mut error = None;
-    for path in &job.paths {
-        // A file that cannot be deleted only wastes space: it is dead, and the next open
-        // tries again. Only a failed directory fsync leaves the state of the files unknown.
-        // Stop at the first failure: deleting the files after it would leave a gap in the
-        // segment sequence, which open rightly refuses.
-        if let Err(e) = fs.remove_file(path) {
+    let mut paths = std::mem::take(&mut lock(shared).retry);
+    paths.extend(job.paths);
+    let mut failed = Vec::new();
+    for path in paths {
+        // A file that cannot be deleted only wastes space: it is dead. Only a failed
+        // directory fsync leaves the state of the files unknown.
+        if let Err(e) = fs.remove_file(&path) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(
-                    "could not delete {}: {e}; the next open retries",
+                    "could not delete {}: {e}; trying again with the next deletion",
                     path.display()
                 );
-                break;
+                failed.push(path);
             }
         }
     }
@@ -61,6 +65,7 @@ fn run(fs: &dyn FileSystem, job: Job, shared: &Shared) {
         }
     }
     let mut s = lock(shared);
+    s.retry.extend(failed);
     s.fsyncs += fsyncs;
     if s.error.is_none() {
         s.error = error;

@@ -486,21 +486,28 @@ fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
         && engine.index.len() == next - first
         && (first == next || engine.index.start() == Some(first));
     if !covered {
-        return Err(FilesError::corrupt(
-            &path,
-            0,
-            format!(
-                "after replay the log holds [{first}, {next}) but the segments hold {} of those entries{}",
-                engine.index.len(),
-                match engine.stale_below {
-                    Some(id) => format!(
-                        " (segment {} is missing: segments below {id} were taken for dead)",
-                        id - 1
-                    ),
-                    None => String::new(),
-                }
+        let held = engine.index.len();
+        return Err(match engine.stale_below {
+            // The gap is not a deletion that was interrupted: a segment the log needs is gone.
+            Some(oldest) => FilesError::corrupt(
+                engine.path(&format::segment_name(oldest - 1)),
+                0,
+                format!(
+                    "segment {} is missing: the log holds [{first}, {next}) but segments {oldest} \
+                     to {id} hold {held} of those entries (the segments below the gap were taken \
+                     for dead)",
+                    oldest - 1
+                ),
             ),
-        ));
+            None => FilesError::corrupt(
+                &path,
+                0,
+                format!(
+                    "after replay the log holds [{first}, {next}) but the segments hold {held} \
+                     of those entries"
+                ),
+            ),
+        });
     }
     let size = pos as u64;
     let allocated = if cut { pos as u64 } else { len };

@@ -151,8 +151,8 @@ fn prepare_dirty_dir(dir: &Path) -> Model<KeyValue> {
     let ops = append_batch(&model, 10);
     apply(&mut store, &mut model, ops);
     let before = store.stats().live_segments;
-    // The trim record lands, the first unlink fails: every segment stays (and the store is
-    // poisoned; reopen it).
+    // The trim record lands, the first unlink fails: that segment stays, the ones after it go,
+    // which leaves a dead segment below a gap in the ids.
     fs.fail_nth(FaultKind::Unlink, 1);
     let t = model.next - 400;
     apply(
@@ -168,10 +168,10 @@ fn prepare_dirty_dir(dir: &Path) -> Model<KeyValue> {
     assert!(fs.fired());
     drop(store);
     fs.reset_counts();
-    assert_eq!(
-        segments(dir).len() as u64,
-        before,
-        "the trim deleted nothing"
+    let left = segments(dir).len() as u64;
+    assert!(
+        left > 1 && left < before,
+        "the trim deleted all but the segment whose unlink failed ({left} of {before} left)"
     );
 
     let snap = snapshots(dir).pop().expect("a snapshot file");
@@ -275,8 +275,8 @@ fn rotates(before: &Stats, after: &Stats, counts: &Counts) {
 
 fn cleans_up(_: &Stats, after: &Stats, counts: &Counts) {
     assert!(
-        counts["unlink"] >= 4,
-        "leftovers, orphan and trimmed segments go"
+        counts["unlink"] >= 3,
+        "the leftover, the orphan snapshot and the dead segment below the gap go"
     );
     assert!(counts["set_len"] >= 1, "the torn tail is cut");
     assert!(after.torn_tail_bytes_cut > 0);
