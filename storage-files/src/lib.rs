@@ -9,13 +9,32 @@
 //! reclamation), `recovery` (open), [`options`], [`stats`], [`error`].
 //!
 //! Guarantees, with the default options:
-//! - a call that returns `Ok` is on stable storage (`fdatasync` before acknowledging);
+//! - a call that returns `Ok` is on stable storage (`fdatasync` before acknowledging), and
+//!   survives a process kill and a power loss; a call that returns `Err` leaves no trace that a
+//!   later open could replay;
 //! - a batch is applied whole or not at all, in memory and on disk, whatever the crash;
 //! - a crash mid-write leaves at most a torn final record, which the next open cuts off;
 //!   damage anywhere else is reported as [`FilesError::Corrupt`] with the file and offset;
+//! - nothing is deleted or cut on the strength of data that is not durable: open first syncs
+//!   the newest segment and the directory it read (what it returns is acted on by consensus),
+//!   and a record that makes files dead is synced before they are deleted, under every
+//!   [`SyncPolicy`];
+//! - every file and directory the store creates is made durable by an fsync of its
+//!   directory (the store directory's parent included) before it is relied on;
 //! - after a failed fsync every call fails ([`FilesError::Poisoned`]) until the store is
-//!   reopened from disk;
-//! - trimmed segments are deleted as soon as the trim is durable.
+//!   reopened from disk; a record whose `fdatasync` failed is cut off the file first;
+//! - trimmed segments are deleted as soon as the trim is durable; a deletion that fails is
+//!   retried, and segments left below a gap in the ids are taken for dead at open;
+//! - where `fallocate` is not supported (FUSE, some NFS and ZFS setups) the store writes
+//!   without preallocating.
+//!
+//! Under [`SyncPolicy::Never`] a power loss may lose acknowledged writes (a suffix of them),
+//! never a batch in part; if the disk kept a later write and lost an earlier one, only a
+//! [`RecoveryMode::Lenient`] open cuts the log at the hole.
+//!
+//! These guarantees are tested at every file-system call of OmniPaxos-shaped workloads on a
+//! simulated file system that loses power ([`env::SimFs`], `tests/power_loss.rs`), and with
+//! real dropped page caches under LazyFS (`scripts/power-loss.sh`).
 
 #![deny(missing_docs)]
 
