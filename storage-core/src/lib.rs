@@ -26,6 +26,7 @@
 pub mod bounds;
 pub mod codec;
 pub mod error;
+pub mod identity;
 pub mod kv;
 mod memory;
 pub mod model;

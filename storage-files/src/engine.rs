@@ -57,6 +57,8 @@ pub(crate) struct Engine {
     pub(crate) next_snapshot_id: u64,
     /// At open: the oldest segment read, when older ones were skipped as dead (below a gap).
     pub(crate) stale_below: Option<u64>,
+    /// The store's marker.
+    pub(crate) marker: storage_core::identity::Marker,
     pub(crate) stats: Stats,
     /// The last record's buffer, reused for the next batch.
     pub(crate) scratch: Vec<u8>,

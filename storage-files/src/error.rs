@@ -65,6 +65,17 @@ pub enum FilesError {
         /// The limit.
         limit: u64,
     },
+    /// The directory is not a storage-files store: it holds another backend's store, files
+    /// that are not a store's, or a store whose marker is gone. Nothing in it was changed.
+    #[error("{dir} is not a storage-files store: {found}. {hint}")]
+    Foreign {
+        /// The directory.
+        dir: PathBuf,
+        /// What was found in it.
+        found: String,
+        /// What to do about it.
+        hint: String,
+    },
     /// An option has a value the engine cannot use.
     #[error("invalid option: {0}")]
     InvalidOption(String),

@@ -595,8 +595,22 @@ pub fn parse_name(name: &str) -> Option<(&'static str, u64)> {
     } else {
         return None;
     };
-    if rest.len() != 16 {
+    // Exactly what `segment_name`/`snapshot_name` write: 16 lowercase hex digits (no sign, no
+    // uppercase), so that open never takes a file it did not create for one of its own.
+    if rest.len() != 16 || !rest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     u64::from_str_radix(rest, 16).ok().map(|id| (kind, id))
+}
+
+/// Whether `name` is one of the names a storage-files store creates in its directory: the
+/// marker, the lock, segments, snapshots and their temp names.
+pub fn is_own_name(name: &str) -> bool {
+    name == storage_core::identity::MARKER_FILE
+        || name == storage_core::identity::MARKER_TMP
+        || name == crate::LOCK_FILE
+        || parse_name(name).is_some()
+        || name
+            .strip_suffix(".tmp")
+            .is_some_and(|n| parse_name(n).is_some())
 }

@@ -51,7 +51,7 @@ mod storage;
 
 pub use error::{FilesError, Result};
 pub use options::{FilesOptions, RecoveryMode};
-pub use recovery::LOCK_FILE;
+pub use recovery::{BACKEND, LOCK_FILE};
 pub use stats::Stats;
 pub use storage::FilesStorage;
 pub use storage_core::SyncPolicy;

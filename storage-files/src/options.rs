@@ -36,6 +36,7 @@ pub struct FilesOptions {
     pub(crate) recovery: RecoveryMode,
     pub(crate) preallocate: bool,
     pub(crate) background_purge: bool,
+    pub(crate) adopt_unmarked: bool,
     pub(crate) fs: Arc<dyn FileSystem>,
 }
 
@@ -59,6 +60,7 @@ impl Default for FilesOptions {
             recovery: RecoveryMode::Strict,
             preallocate: true,
             background_purge: true,
+            adopt_unmarked: false,
             fs: Arc::new(StdFs),
         }
     }
@@ -108,6 +110,15 @@ impl FilesOptions {
     /// deletion leaves them for the next open to delete.
     pub fn background_purge(mut self, on: bool) -> Self {
         self.background_purge = on;
+        self
+    }
+
+    /// Whether open may write a marker into a directory that holds storage-files' segments
+    /// but no `PAXSTORE` marker (a store written before stores had markers, or whose marker
+    /// was deleted). Off by default: such a directory is refused, since a store must never be
+    /// mistaken for another one. Turn it on once, for a directory you know is this store's.
+    pub fn adopt_unmarked_store(mut self, on: bool) -> Self {
+        self.adopt_unmarked = on;
         self
     }
 

@@ -15,6 +15,10 @@ use crate::format::{self, DecodeError, Frame};
 use crate::index::Index;
 use crate::options::{FilesOptions, RecoveryMode};
 use crate::stats::Stats;
+use storage_core::identity::{Marker, MARKER_FILE, MARKER_TMP};
+
+/// The backend name in the store marker.
+pub const BACKEND: &str = "files";
 
 fn decode_err(path: &Path, offset: u64, e: DecodeError) -> FilesError {
     match e {
@@ -35,11 +39,22 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     let started = Instant::now();
     let fs = opts.fs.clone();
     ensure_dir(fs.as_ref(), dir)?;
+    let names = fs
+        .list(dir)
+        .map_err(|e| FilesError::io("list directory", dir, e))?;
+    let marker = identify(fs.as_ref(), dir, &names, opts.adopt_unmarked)?;
     let lock_path = dir.join(LOCK_FILE);
     let lock = take_lock(fs.as_ref(), &lock_path)?;
     let names = fs
         .list(dir)
         .map_err(|e| FilesError::io("list directory", dir, e))?;
+    if let Some(name) = names.iter().find(|n| !format::is_own_name(n)) {
+        return Err(FilesError::Foreign {
+            dir: dir.to_path_buf(),
+            found: format!("`{name}` appeared in it while it was being opened"),
+            hint: "Keep other files out of a store's directory.".into(),
+        });
+    }
     let mut segment_ids = Vec::new();
     let mut snapshot_ids = Vec::new();
     let mut leftovers = Vec::new();
@@ -47,7 +62,8 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
         match format::parse_name(&name) {
             Some(("segment", id)) => segment_ids.push(id),
             Some((_, id)) => snapshot_ids.push(id),
-            None if name.ends_with(".tmp") => leftovers.push(name),
+            // Only the exact temp names this engine writes (checked by `is_own_name`).
+            None if name.ends_with(".tmp") && name != MARKER_TMP => leftovers.push(name),
             None => {}
         }
     }
@@ -69,6 +85,7 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
         next_segment_id: 1,
         next_snapshot_id: 1,
         stale_below: None,
+        marker,
         stats: Stats::default(),
         scratch: Vec::new(),
     };
@@ -218,6 +235,107 @@ fn ensure_dir(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
         sync_parent(fs, dir)
     }
     make(fs, dir)
+}
+
+/// Reads the store marker, or writes it into an empty directory (before anything else, so
+/// that a crash during creation leaves an empty directory, a leftover temp marker, or a
+/// marked store: all of which open takes). Anything else is refused, and nothing in the
+/// directory is changed.
+fn identify(
+    fs: &dyn crate::env::FileSystem,
+    dir: &Path,
+    names: &[String],
+    adopt_unmarked: bool,
+) -> Result<Marker> {
+    let foreign = |found: String, hint: &str| FilesError::Foreign {
+        dir: dir.to_path_buf(),
+        found,
+        hint: hint.to_string(),
+    };
+    let path = dir.join(MARKER_FILE);
+    if names.iter().any(|n| n == MARKER_FILE) {
+        let file = fs
+            .open(&path)
+            .map_err(|e| FilesError::io("open marker", &path, e))?;
+        let len = file.len().map_err(|e| FilesError::io("stat", &path, e))?;
+        if len > 4096 {
+            return Err(FilesError::corrupt(&path, 0, "marker file too large"));
+        }
+        let mut bytes = vec![0u8; len as usize];
+        file.read_exact_at(&mut bytes, 0)
+            .map_err(|e| FilesError::io("read marker", &path, e))?;
+        let marker =
+            Marker::decode(&bytes).map_err(|e| FilesError::corrupt(&path, 0, e.to_string()))?;
+        if marker.backend != BACKEND {
+            return Err(foreign(
+                format!("its marker says it is a `{}` store", marker.backend),
+                "Open it with that backend.",
+            ));
+        }
+        if marker.format != format::FORMAT_VERSION {
+            return Err(FilesError::FormatVersion {
+                path,
+                found: marker.format,
+                expected: format::FORMAT_VERSION,
+            });
+        }
+        if let Some(name) = names.iter().find(|n| !format::is_own_name(n)) {
+            return Err(foreign(
+                format!("it holds `{name}`, which no storage-files store writes"),
+                "Move that file out of the store's directory.",
+            ));
+        }
+        return Ok(marker);
+    }
+    let others: Vec<&String> = names.iter().filter(|n| *n != MARKER_TMP).collect();
+    let unmarked_store = !others.is_empty()
+        && others.iter().all(|n| format::is_own_name(n))
+        && others.iter().any(|n| format::parse_name(n).is_some());
+    if !others.is_empty() && !(unmarked_store && adopt_unmarked) {
+        let mut shown: Vec<String> = others.iter().take(6).map(|n| format!("`{n}`")).collect();
+        if others.len() > 6 {
+            shown.push(format!("and {} more", others.len() - 6));
+        }
+        let found = format!(
+            "it holds {} and no `{MARKER_FILE}` marker",
+            shown.join(", ")
+        );
+        let hint = if unmarked_store {
+            "It looks like a storage-files store whose marker was deleted, or one written \
+             before stores had markers: if you are sure it is this store's directory, open it \
+             once with `FilesOptions::adopt_unmarked_store(true)` to write a new marker."
+        } else if others
+            .iter()
+            .any(|n| n.as_str() == "CURRENT" || n.starts_with("MANIFEST-"))
+        {
+            "It looks like a RocksDB database: open it with the rocks backend, or give \
+             storage-files an empty or new directory."
+        } else {
+            "Give storage-files an empty or new directory (it creates it if missing)."
+        };
+        return Err(foreign(found, hint));
+    }
+    // A new store (or an unmarked one being adopted): the marker first, made durable.
+    let marker = Marker::new(BACKEND, format::FORMAT_VERSION);
+    let tmp = dir.join(MARKER_TMP);
+    if names.iter().any(|n| n == MARKER_TMP) {
+        // Left by a creation that was interrupted: ours, and holding nothing.
+        fs.remove_file(&tmp)
+            .map_err(|e| FilesError::io("remove interrupted marker", &tmp, e))?;
+    }
+    let bytes = marker.encode();
+    let file = fs.create(&tmp).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => FilesError::Locked { path: tmp.clone() },
+        _ => FilesError::io("create marker", &tmp, e),
+    })?;
+    file.write_all_at(&bytes, 0)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| FilesError::io("write marker", &tmp, e))?;
+    fs.rename(&tmp, &path)
+        .map_err(|e| FilesError::io("rename marker", &tmp, e))?;
+    fs.sync_dir(dir)
+        .map_err(|e| FilesError::io("fsync directory", dir, e))?;
+    Ok(marker)
 }
 
 /// How long open keeps trying a held lock before reporting [`FilesError::Locked`].

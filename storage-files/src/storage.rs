@@ -88,6 +88,11 @@ where
         self.engine.dir()
     }
 
+    /// The store's marker: backend, format version and store id.
+    pub fn marker(&self) -> &storage_core::identity::Marker {
+        &self.engine.marker
+    }
+
     /// The stored log bounds `[first, next)`.
     pub fn bounds(&self) -> storage_core::bounds::Bounds {
         self.engine.bounds()
