@@ -150,9 +150,78 @@ impl FileSystem for StdFs {
             .truncate(false)
             .open(path)?;
         match fs4::FileExt::try_lock(&f) {
-            Ok(()) => Ok(Box::new(StdLock(f))),
-            Err(fs4::TryLockError::WouldBlock) => Err(io::Error::from(io::ErrorKind::WouldBlock)),
-            Err(fs4::TryLockError::Error(e)) => Err(e),
+            Ok(()) => {}
+            Err(fs4::TryLockError::WouldBlock) => {
+                return Err(io::Error::from(io::ErrorKind::WouldBlock))
+            }
+            Err(fs4::TryLockError::Error(e)) => return Err(e),
         }
+        // RocksDB locks its `LOCK` with `fcntl`, which does not see `flock` locks: take both,
+        // so that a RocksDB-based store and this one never run on one directory at once.
+        fcntl_lock(&f)?;
+        Ok(Box::new(StdLock(f)))
+    }
+}
+
+/// An exclusive open-file-description lock (`F_OFD_SETLK`) on the whole file. It conflicts
+/// with the classic `fcntl` locks RocksDB takes (in this process too), and unlike those it is
+/// not dropped when the process closes some other descriptor of the file.
+#[cfg(target_os = "linux")]
+fn fcntl_lock(f: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `flock` is a plain C struct; all zeros is a valid value of it.
+    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+    lock.l_type = libc::F_WRLCK as libc::c_short;
+    lock.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: the descriptor is open for the duration of the call, and `lock` is a valid
+    // `flock` that fcntl only reads for F_OFD_SETLK.
+    let r = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_OFD_SETLK, &lock) };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Err(io::Error::from(io::ErrorKind::WouldBlock)),
+        _ => Err(e),
+    }
+}
+
+/// Elsewhere only the `flock` is taken.
+#[cfg(not(target_os = "linux"))]
+fn fcntl_lock(_: &File) -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// A classic `fcntl` write lock attempt, as RocksDB makes on its `LOCK`.
+    fn classic_lock(f: &File) -> bool {
+        // SAFETY: as in `fcntl_lock`.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = libc::F_WRLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        // SAFETY: the descriptor is open; `lock` is valid.
+        unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &lock) == 0 }
+    }
+
+    #[test]
+    fn the_lock_excludes_rocksdbs_kind_of_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("LOCK");
+        let held = StdFs.lock(&path).unwrap();
+        let other = File::options().read(true).write(true).open(&path).unwrap();
+        assert!(
+            !classic_lock(&other),
+            "an fcntl lock was granted beside ours"
+        );
+        // Closing another descriptor of the file does not drop our lock (it would drop a
+        // classic fcntl lock).
+        drop(File::open(&path).unwrap());
+        assert!(!classic_lock(&other));
+        drop(held);
+        assert!(classic_lock(&other), "released with the store");
     }
 }
