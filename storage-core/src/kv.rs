@@ -4,7 +4,8 @@
 //! The conformance suite, the benchmarks and the examples use these types so that any backend
 //! generic over the entry type can be exercised with small and large entries and snapshots.
 //! [`KeyValue::unencodable`] builds an entry whose serialization fails, to check that a backend
-//! which encodes entries leaves its state untouched when a batch cannot be encoded.
+//! which encodes entries leaves its state untouched when a batch cannot be encoded, and
+//! [`KVSnapshot::unencodable`] does the same for a snapshot.
 
 use std::collections::BTreeMap;
 
@@ -144,6 +145,19 @@ impl KVSnapshot {
             .collect();
         KVSnapshot { snapshotted }
     }
+
+    /// A snapshot whose serialization always fails (one key whose payload refuses to be
+    /// serialized, like [`KeyValue::unencodable`]). A backend that does not encode snapshots
+    /// stores it like any other; one that encodes must refuse the whole batch it is in.
+    pub fn unencodable(key: impl Into<String>, value: u64) -> Self {
+        let payload = Payload {
+            bytes: Vec::new(),
+            refuse_encoding: true,
+        };
+        KVSnapshot {
+            snapshotted: BTreeMap::from([(key.into(), (value, payload))]),
+        }
+    }
 }
 
 impl Snapshot<KeyValue> for KVSnapshot {
@@ -175,6 +189,8 @@ mod tests {
         let bytes = codec::encode("entry", &e).unwrap();
         assert_eq!(codec::decode::<KeyValue>("entry", &bytes).unwrap(), e);
         assert!(codec::encode("entry", &KeyValue::unencodable("a", 1)).is_err());
+        assert!(codec::encode("snapshot", &KVSnapshot::unencodable("a", 1)).is_err());
+        assert!(codec::encode("snapshot", &KVSnapshot::sized(2, 10)).is_ok());
     }
 
     #[test]
