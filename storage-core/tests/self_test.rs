@@ -1,12 +1,17 @@
 //! The suite tests itself: the reference model and `MemoryStorage` pass every case, and
-//! wrappers over `MemoryStorage` with planted bugs are each caught by named cases.
+//! wrappers over `MemoryStorage` with planted bugs are each caught by named cases; the bugs
+//! of the second edition's cases escape every case of the first edition. A small file-backed
+//! store with planted crash bugs shows that the crash test fails for each, and passes without.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use omnipaxos::{
     ballot_leader_election::Ballot,
     storage::{StopSign, Storage, StorageOp, StorageResult},
 };
 use storage_core::{
-    conformance::{self, Harness, MemoryHarness},
+    conformance::{self, Harness, MemoryHarness, Suite},
     kv::{KVSnapshot, KeyValue},
     model::Model,
     MemoryStorage,
@@ -24,11 +29,62 @@ enum Bug {
     LenCountsTrimmed,
     /// Reopen keeps the log but forgets promise, rounds, indices, stop-sign and snapshot.
     MetadataLostOnReopen,
+    /// Single-op calls are held in memory until the next batch or `Drop` writes them out.
+    BufferedSingleOps,
+    /// An encoding backend that installs a batch's snapshot before it has encoded the
+    /// entries: a batch refused for an unencodable entry leaves the new snapshot behind.
+    SnapshotBeforeValidation,
+    /// Ballots lose their priority across a reopen (the field is not persisted).
+    BallotPriorityLost,
+    /// Stop-signs lose their flexible quorum across a reopen (the field is not persisted).
+    StopsignQuorumLost,
+    /// Recovery keeps the highest decided index ever written, not the last.
+    DecidedKeepsMax,
+    /// A batch whose last `SetStopsign` / `SetSnapshot` is `None` keeps the value held from
+    /// before the batch (`None` taken as "unchanged").
+    NoneInBatchIgnored,
+    /// An empty log restarts at the compacted index after a reopen.
+    EmptyLogRestartsAtCompacted,
+    /// `append_on_prefix(next, [])` is refused (taken as a truncation of nothing).
+    PrefixAtNextEmptyRefused,
+    /// `append_on_prefix(next + 1, v)` is taken as an append (off-by-one bound check).
+    PrefixOnePastAccepted,
+    /// `get_entries` computes `from + 1` before checking the range: overflows at `usize::MAX`.
+    ReadOverflowAtMax,
 }
+
+/// The state a [`Bug::BufferedSingleOps`] store has written out.
+type Disk = Rc<RefCell<MemoryStorage<KeyValue>>>;
 
 struct Planted {
     inner: MemoryStorage<KeyValue>,
     bug: Bug,
+    disk: Disk,
+    max_decided: usize,
+}
+
+impl Planted {
+    fn flush(&self) {
+        if self.bug == Bug::BufferedSingleOps {
+            *self.disk.borrow_mut() = self.inner.clone();
+        }
+    }
+}
+
+impl Drop for Planted {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+fn unencodable(ops: &[StorageOp<KeyValue>]) -> bool {
+    let bad = |e: &KeyValue| storage_core::codec::encode("entry", e).is_err();
+    ops.iter().any(|op| match op {
+        StorageOp::AppendEntry(e) => bad(e),
+        StorageOp::AppendEntries(v) | StorageOp::AppendOnPrefix(_, v) => v.iter().any(bad),
+        StorageOp::SetSnapshot(Some(s)) => storage_core::codec::encode("snapshot", s).is_err(),
+        _ => false,
+    })
 }
 
 impl Storage<KeyValue> for Planted {
@@ -39,15 +95,48 @@ impl Storage<KeyValue> for Planted {
             }
             return Ok(());
         }
+        if self.bug == Bug::SnapshotBeforeValidation {
+            // The bounds are checked first (on a copy) ...
+            let mut trial = self.inner.clone();
+            trial.write_atomically(ops.iter().map(conformance::clone_op).collect())?;
+            // ... then the snapshot goes in, then the entries are encoded.
+            if unencodable(&ops) {
+                for op in &ops {
+                    if let StorageOp::SetSnapshot(s) = op {
+                        self.inner.set_snapshot(s.clone())?;
+                    }
+                }
+                return Err("cannot encode an entry of the batch".into());
+            }
+        }
         // Route through our own methods so that the other bugs show in batches too, and roll
         // back on error.
         let before = self.inner.clone();
+        let last_stopsign = ops.iter().rev().find_map(|op| match op {
+            StorageOp::SetStopsign(s) => Some(s.is_none()),
+            _ => None,
+        });
+        let last_snapshot = ops.iter().rev().find_map(|op| match op {
+            StorageOp::SetSnapshot(s) => Some(s.is_none()),
+            _ => None,
+        });
+        let max_decided = self.max_decided;
         for op in ops {
             if let Err(e) = self.apply(op) {
                 self.inner = before;
+                self.max_decided = max_decided;
                 return Err(e);
             }
         }
+        if self.bug == Bug::NoneInBatchIgnored {
+            if last_stopsign == Some(true) {
+                self.inner.set_stopsign(before.get_stopsign()?)?;
+            }
+            if last_snapshot == Some(true) {
+                self.inner.set_snapshot(before.get_snapshot()?)?;
+            }
+        }
+        self.flush();
         Ok(())
     }
     fn append_entry(&mut self, entry: KeyValue) -> StorageResult<()> {
@@ -57,12 +146,20 @@ impl Storage<KeyValue> for Planted {
         self.inner.append_entries(entries)
     }
     fn append_on_prefix(&mut self, from_idx: usize, entries: Vec<KeyValue>) -> StorageResult<()> {
+        let next = self.inner.bounds().next;
+        if self.bug == Bug::PrefixAtNextEmptyRefused && entries.is_empty() && from_idx == next {
+            return Err("nothing to truncate".into());
+        }
+        if self.bug == Bug::PrefixOnePastAccepted && !entries.is_empty() && from_idx == next + 1 {
+            return self.inner.append_entries(entries);
+        }
         self.inner.append_on_prefix(from_idx, entries)
     }
     fn set_promise(&mut self, n_prom: Ballot) -> StorageResult<()> {
         self.inner.set_promise(n_prom)
     }
     fn set_decided_idx(&mut self, ld: usize) -> StorageResult<()> {
+        self.max_decided = self.max_decided.max(ld);
         self.inner.set_decided_idx(ld)
     }
     fn get_decided_idx(&self) -> StorageResult<usize> {
@@ -75,6 +172,14 @@ impl Storage<KeyValue> for Planted {
         self.inner.get_accepted_round()
     }
     fn get_entries(&self, from: usize, to: usize) -> StorageResult<Vec<KeyValue>> {
+        if self.bug == Bug::ReadOverflowAtMax {
+            let end = from
+                .checked_add(1)
+                .unwrap_or_else(|| panic!("attempt to add with overflow"));
+            if end > to {
+                return Ok(Vec::new());
+            }
+        }
         let first = self.inner.bounds().first;
         if self.bug == Bug::ShiftedReadsAfterTrim && first > 0 {
             return self.inner.get_entries(from + first, to + first);
@@ -137,34 +242,178 @@ impl Planted {
     }
 }
 
-struct PlantedHarness(Bug);
+struct PlantedHarness {
+    bug: Bug,
+    disk: Disk,
+}
+
+#[allow(non_snake_case)]
+fn PlantedHarness(bug: Bug) -> PlantedHarness {
+    PlantedHarness {
+        bug,
+        disk: Rc::default(),
+    }
+}
+
+impl PlantedHarness {
+    /// What a reopen finds, with the bugs of the reopen path applied.
+    fn reload(&self, mut store: Planted) -> StorageResult<Planted> {
+        let inner = &mut store.inner;
+        match self.bug {
+            Bug::MetadataLostOnReopen => {
+                // Keep the log, lose everything else.
+                let b = inner.bounds();
+                let mut fresh = MemoryStorage::new();
+                fresh.trim(b.first)?;
+                fresh.append_entries(inner.get_entries(b.first, b.next)?)?;
+                *inner = fresh;
+            }
+            Bug::BallotPriorityLost => {
+                if let Some(b) = inner.get_promise()? {
+                    inner.set_promise(Ballot { priority: 0, ..b })?;
+                }
+                if let Some(b) = inner.get_accepted_round()? {
+                    inner.set_accepted_round(Ballot { priority: 0, ..b })?;
+                }
+            }
+            Bug::StopsignQuorumLost => {
+                if let Some(mut s) = inner.get_stopsign()? {
+                    s.next_config.flexible_quorum = None;
+                    inner.set_stopsign(Some(s))?;
+                }
+            }
+            Bug::DecidedKeepsMax => inner.set_decided_idx(store.max_decided)?,
+            Bug::EmptyLogRestartsAtCompacted if inner.get_log_len()? == 0 => {
+                let mut fresh = MemoryStorage::new();
+                fresh.trim(inner.get_compacted_idx()?)?;
+                if let Some(b) = inner.get_promise()? {
+                    fresh.set_promise(b)?;
+                }
+                if let Some(b) = inner.get_accepted_round()? {
+                    fresh.set_accepted_round(b)?;
+                }
+                fresh.set_decided_idx(inner.get_decided_idx()?)?;
+                fresh.set_compacted_idx(inner.get_compacted_idx()?)?;
+                fresh.set_stopsign(inner.get_stopsign()?)?;
+                fresh.set_snapshot(inner.get_snapshot()?)?;
+                *inner = fresh;
+            }
+            _ => {}
+        }
+        Ok(store)
+    }
+
+    fn from_disk(&self, max_decided: usize) -> Planted {
+        Planted {
+            inner: self.disk.borrow().clone(),
+            bug: self.bug,
+            disk: Rc::clone(&self.disk),
+            max_decided,
+        }
+    }
+}
 
 impl Harness for PlantedHarness {
     type Store = Planted;
     fn create(&mut self) -> StorageResult<Planted> {
         Ok(Planted {
             inner: MemoryStorage::new(),
-            bug: self.0,
+            bug: self.bug,
+            disk: Rc::clone(&self.disk),
+            max_decided: 0,
         })
     }
     fn reopen(&mut self, store: Planted) -> StorageResult<Planted> {
-        if self.0 != Bug::MetadataLostOnReopen {
-            return Ok(store);
+        if self.bug == Bug::BufferedSingleOps {
+            let max = store.max_decided;
+            drop(store); // writes everything out
+            return Ok(self.from_disk(max));
         }
-        // Keep the log, lose everything else.
-        let b = store.inner.bounds();
-        let mut inner = MemoryStorage::new();
-        inner.trim(b.first)?;
-        inner.append_entries(store.inner.get_entries(b.first, b.next)?)?;
-        Ok(Planted { inner, bug: self.0 })
+        self.reload(store)
+    }
+    fn reopen_abandoned(&mut self, store: Planted) -> StorageResult<Planted> {
+        if self.bug == Bug::BufferedSingleOps {
+            let max = store.max_decided;
+            conformance::abandon(store); // no Drop: what was buffered is lost
+            return Ok(self.from_disk(max));
+        }
+        self.reopen(store)
     }
     fn is_persistent(&self) -> bool {
         true
     }
 }
 
+/// The named cases of the suite's first edition: the second edition's planted bugs escape
+/// every one of them.
+const FIRST_EDITION: &[&str] = &[
+    "fresh_store_is_empty",
+    "promise_set_and_overwritten",
+    "accepted_round_set_and_overwritten",
+    "decided_idx_set_and_overwritten",
+    "compacted_idx_set_and_overwritten",
+    "stopsign_set_overwritten_and_cleared",
+    "snapshot_set_overwritten_and_cleared",
+    "metadata_batch_last_write_wins",
+    "append_entry_lands_at_next",
+    "append_entries_lands_at_next",
+    "append_empty_vec_is_noop",
+    "get_entries_whole_log",
+    "get_entries_is_half_open",
+    "get_entries_empty_range_is_empty",
+    "get_entries_past_end_is_empty",
+    "get_entries_below_trim_point_is_empty",
+    "get_entries_straddling_trim_point_is_empty",
+    "reads_after_trim_use_absolute_indices",
+    "get_suffix_from_each_position",
+    "get_suffix_past_end_is_empty",
+    "get_suffix_below_trim_point_is_empty",
+    "append_on_prefix_shrinks",
+    "append_on_prefix_extends",
+    "append_on_prefix_at_next_appends",
+    "append_on_prefix_with_no_entries_truncates",
+    "append_on_prefix_at_first_after_trim",
+    "append_on_prefix_past_next_without_entries_is_noop",
+    "append_on_prefix_past_next_with_entries_is_error",
+    "append_on_prefix_below_first_is_error",
+    "trim_below_first_is_noop",
+    "trim_partial_drops_prefix",
+    "trim_exactly_to_next_empties_log",
+    "trim_beyond_end_then_append",
+    "trim_beyond_end_then_append_on_prefix",
+    "trim_repeated",
+    "trim_on_fresh_store",
+    "log_len_counts_only_held_entries",
+    "batch_trim_shape",
+    "batch_snapshot_plus_truncate_shape",
+    "batch_sync_log_with_snapshot_beyond_end",
+    "batch_sync_log_replaces_suffix",
+    "batch_sync_log_with_stopsign_past_end",
+    "batch_ops_apply_in_order",
+    "batch_failing_last_op_changes_nothing",
+    "batch_failing_after_compaction_changes_nothing",
+    "batch_with_unencodable_entry_is_all_or_nothing",
+    "empty_batch_is_noop",
+    "store_usable_after_rejected_call",
+    "large_entries_one_mib",
+    "large_snapshot",
+    "long_log_hundred_thousand_entries",
+    "reopen_fresh_store",
+    "reopen_preserves_all_state",
+    "appends_after_reopen_land_at_absolute_index",
+    "reopen_after_trim_beyond_end",
+    "reopen_after_append_on_prefix",
+    "reopen_after_rejected_batch",
+    "repeated_reopen_with_writes",
+];
+
+/// The named cases only (the random test and the crash test are checked on their own below).
+fn named_cases(bug: Bug) -> conformance::Report {
+    Suite::new(|| PlantedHarness(bug)).model(None).run()
+}
+
 fn assert_caught(bug: Bug, must_fail: &[&str]) {
-    let report = conformance::run_all(|| PlantedHarness(bug));
+    let report = named_cases(bug);
     let failed = report.failed();
     for name in must_fail {
         assert!(
@@ -172,6 +421,32 @@ fn assert_caught(bug: Bug, must_fail: &[&str]) {
             "planted bug {bug:?} was not caught by `{name}`; failed cases: {failed:?}"
         );
     }
+}
+
+/// `bug` is caught by each case of `must_fail` (all of the second edition) and by no case of
+/// the first edition: the hole was real.
+fn assert_caught_only_by_new_cases(bug: Bug, must_fail: &[&str]) {
+    let report = named_cases(bug);
+    let failed = report.failed();
+    for name in must_fail {
+        assert!(
+            !FIRST_EDITION.contains(name),
+            "`{name}` is a first-edition case"
+        );
+        assert!(
+            failed.contains(name),
+            "planted bug {bug:?} was not caught by `{name}`; failed cases: {failed:?}\n{report}"
+        );
+    }
+    let old: Vec<_> = failed
+        .iter()
+        .filter(|n| FIRST_EDITION.contains(n))
+        .collect();
+    assert!(
+        old.is_empty(),
+        "planted bug {bug:?} is also caught by first-edition cases {old:?}: it does not show \
+         a hole"
+    );
 }
 
 #[test]
@@ -276,4 +551,550 @@ fn model_based_test_catches_non_atomic_batch() {
 fn model_based_test_passes_on_memory_storage() {
     let cases = conformance::model_test::cases_from_env();
     conformance::model_test::run(|| MemoryHarness, cases).unwrap();
+}
+
+// ---- the second edition's holes, each with a bug only its new cases catch ----
+
+#[test]
+fn catches_single_ops_buffered_until_drop() {
+    assert_caught_only_by_new_cases(
+        Bug::BufferedSingleOps,
+        &["single_ops_survive_reopen_without_drop"],
+    );
+}
+
+#[test]
+fn catches_snapshot_installed_before_the_batch_is_validated() {
+    assert_caught_only_by_new_cases(
+        Bug::SnapshotBeforeValidation,
+        &["batch_failing_after_snapshot_changes_nothing"],
+    );
+}
+
+#[test]
+fn catches_ballot_field_not_persisted() {
+    assert_caught_only_by_new_cases(
+        Bug::BallotPriorityLost,
+        &["ballots_keep_every_field_raised_and_lowered"],
+    );
+}
+
+#[test]
+fn catches_stopsign_field_not_persisted() {
+    assert_caught_only_by_new_cases(Bug::StopsignQuorumLost, &["stopsign_keeps_every_field"]);
+}
+
+#[test]
+fn catches_decided_index_that_keeps_the_maximum() {
+    assert_caught_only_by_new_cases(Bug::DecidedKeepsMax, &["metadata_lowered_survives_reopen"]);
+}
+
+#[test]
+fn catches_none_ignored_inside_a_batch() {
+    assert_caught_only_by_new_cases(
+        Bug::NoneInBatchIgnored,
+        &["batch_clears_held_stopsign_and_snapshot"],
+    );
+}
+
+#[test]
+fn catches_empty_log_restarting_at_the_compacted_index() {
+    assert_caught_only_by_new_cases(
+        Bug::EmptyLogRestartsAtCompacted,
+        &["empty_log_position_survives_reopen"],
+    );
+}
+
+#[test]
+fn catches_append_on_prefix_at_next_without_entries_refused() {
+    assert_caught_only_by_new_cases(
+        Bug::PrefixAtNextEmptyRefused,
+        &["append_on_prefix_at_next_without_entries_is_noop"],
+    );
+}
+
+#[test]
+fn catches_append_on_prefix_one_past_next_accepted() {
+    assert_caught_only_by_new_cases(
+        Bug::PrefixOnePastAccepted,
+        &["append_on_prefix_one_past_next_with_entries_is_error"],
+    );
+}
+
+#[test]
+fn catches_read_overflow_at_usize_max() {
+    assert_caught_only_by_new_cases(
+        Bug::ReadOverflowAtMax,
+        &["reads_at_usize_max_bounds_are_empty"],
+    );
+}
+
+/// An unencodable snapshot can be expressed, and the suite treats it like an unencodable
+/// entry: an encoding backend must refuse the batch whole.
+#[test]
+fn unencodable_snapshot_refused_whole_by_an_encoding_backend() {
+    // SnapshotBeforeValidation refuses batches it cannot encode; with the snapshot itself
+    // unencodable it installs it before refusing.
+    let report = named_cases(Bug::SnapshotBeforeValidation);
+    assert!(
+        report
+            .failed()
+            .contains(&"batch_with_unencodable_snapshot_is_all_or_nothing"),
+        "{report}"
+    );
+    assert!(storage_core::codec::encode("snapshot", &KVSnapshot::unencodable("k", 1)).is_err());
+}
+
+// ---- is_persistent, run_all and the report ----
+
+#[test]
+fn persistent_harness_without_crash_opener_fails_and_says_how() {
+    let failure = conformance::require_crash_opener(&PlantedHarness(Bug::NonAtomicBatch))
+        .expect_err("a persistent harness without a crash opener must fail");
+    assert!(failure.message.contains("crash = |dir"), "{failure}");
+    assert!(failure.message.contains("no_crash"), "{failure}");
+    assert!(conformance::require_crash_opener(&MemoryHarness).is_ok());
+
+    let report = Suite::new(|| PlantedHarness(Bug::NonAtomicBatch))
+        .model(None)
+        .run();
+    let crash = report
+        .outcome(conformance::CRASH_TEST)
+        .expect("a crash outcome");
+    assert!(
+        crash
+            .result
+            .as_ref()
+            .is_err_and(|m| m.contains("crash = |dir")),
+        "{report}"
+    );
+    let report = Suite::new(|| PlantedHarness(Bug::NonAtomicBatch))
+        .model(None)
+        .no_crash("planted bugs live in memory")
+        .run();
+    assert!(report.outcome(conformance::CRASH_TEST).is_none());
+    assert!(report
+        .to_string()
+        .contains("opted out: planted bugs live in memory"));
+}
+
+#[test]
+fn run_all_reports_what_ran() {
+    let report = conformance::run_all(|| MemoryHarness);
+    assert!(report.is_success(), "{report}");
+    let text = report.to_string();
+    assert!(
+        text.contains(&format!(
+            "named cases: {} run",
+            conformance::all_cases::<MemoryHarness>().len()
+        )),
+        "{text}"
+    );
+    assert!(text.contains("random test: "), "{text}");
+    assert!(
+        text.contains("crash test: not run (the harness does not persist)"),
+        "{text}"
+    );
+    assert!(report.outcome(conformance::RANDOM_TEST).is_some());
+}
+
+// ---- the random test ----
+
+#[test]
+fn model_test_failure_prints_a_seed_that_replays_it() {
+    let config = conformance::model_test::ModelConfig::new(300).seed(424242);
+    let first =
+        conformance::model_test::run_with(|| PlantedHarness(Bug::NoneInBatchIgnored), &config)
+            .expect_err("the random test must catch a batch that ignores None");
+    assert!(first.contains("PAXSTORE_MODEL_SEED=424242"), "{first}");
+    let again =
+        conformance::model_test::run_with(|| PlantedHarness(Bug::NoneInBatchIgnored), &config)
+            .expect_err("the replay must fail too");
+    assert_eq!(first, again, "the same seed must replay the same failure");
+}
+
+#[test]
+fn model_test_persists_failures_as_proptest_regressions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path: &'static str = Box::leak(
+        dir.path()
+            .join("regressions.txt")
+            .to_string_lossy()
+            .into_owned()
+            .into_boxed_str(),
+    );
+    let config = conformance::model_test::ModelConfig::new(300)
+        .seed(7)
+        .regressions(path);
+    let err = conformance::model_test::run_with(|| PlantedHarness(Bug::NonAtomicBatch), &config)
+        .expect_err("the random test must catch a non-atomic batch");
+    assert!(err.contains(path), "{err}");
+    let saved = std::fs::read_to_string(path).expect("a regressions file");
+    assert!(saved.lines().any(|l| l.starts_with("cc ")), "{saved}");
+    // The persisted case is replayed first: one new case is enough to fail again.
+    let replay = conformance::model_test::ModelConfig::new(1)
+        .seed(99)
+        .regressions(path);
+    assert!(
+        conformance::model_test::run_with(|| PlantedHarness(Bug::NonAtomicBatch), &replay).is_err()
+    );
+}
+
+/// The default entry mix writes more than 256 KiB (a small segment) in most sequences.
+#[test]
+fn model_test_default_mix_crosses_a_small_segment_in_most_sequences() {
+    use proptest::strategy::{Strategy, ValueTree};
+    use storage_core::conformance::model_test::{
+        appended_payload_bytes, sequences, DEFAULT_ENTRY_BYTES,
+    };
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let samples = 400;
+    let crossing = (0..samples)
+        .filter(|_| {
+            let steps = sequences().new_tree(&mut runner).unwrap().current();
+            appended_payload_bytes(&steps, DEFAULT_ENTRY_BYTES) > 256 << 10
+        })
+        .count();
+    assert!(
+        crossing * 10 >= samples * 6,
+        "only {crossing} of {samples} sequences write more than 256 KiB"
+    );
+}
+
+// ---- the crash test, on a small file-backed store with planted crash bugs ----
+
+mod file_store {
+    use std::path::{Path, PathBuf};
+
+    use omnipaxos::{
+        ballot_leader_election::Ballot,
+        storage::{StopSign, Storage, StorageOp, StorageResult},
+    };
+    use storage_core::{
+        codec,
+        conformance::Harness,
+        kv::{KVSnapshot, KeyValue},
+        model::Model,
+    };
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub enum CrashBug {
+        None,
+        /// Single-op calls reach the file only at `Drop`.
+        BufferedSingleOps,
+        /// After recovering from a crash, writes go to a journal the next recovery ignores.
+        LosesWritesAfterRecovery,
+        /// A batch with a snapshot writes the snapshot out first, the rest 30 ms later.
+        TornSnapshotBatch,
+        /// The process exits by itself at its 25th write.
+        ExitsByItself,
+    }
+
+    type Image = (
+        usize,
+        usize,
+        Vec<KeyValue>,
+        Option<Ballot>,
+        Option<Ballot>,
+        usize,
+        usize,
+        Option<StopSign>,
+        Option<KVSnapshot>,
+    );
+
+    fn save(dir: &Path, name: &str, m: &Model<KeyValue>) -> StorageResult<()> {
+        let image: Image = (
+            m.first,
+            m.next,
+            m.log.values().cloned().collect(),
+            m.promise,
+            m.accepted_round,
+            m.decided_idx,
+            m.compacted_idx,
+            m.stopsign.clone(),
+            m.snapshot.clone(),
+        );
+        let bytes = codec::encode("state", &image)?;
+        let tmp = dir.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(tmp, dir.join(name))?;
+        Ok(())
+    }
+
+    fn load(dir: &Path, name: &str) -> StorageResult<Option<Model<KeyValue>>> {
+        let bytes = match std::fs::read(dir.join(name)) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let (
+            first,
+            next,
+            log,
+            promise,
+            accepted_round,
+            decided_idx,
+            compacted_idx,
+            stopsign,
+            snapshot,
+        ): Image = codec::decode("state", &bytes)?;
+        Ok(Some(Model {
+            log: (first..next).zip(log).collect(),
+            first,
+            next,
+            promise,
+            accepted_round,
+            decided_idx,
+            compacted_idx,
+            stopsign,
+            snapshot,
+        }))
+    }
+
+    /// A store that writes its whole state to a file (write, rename) after every call.
+    pub struct FileStore {
+        dir: PathBuf,
+        target: &'static str,
+        live: Model<KeyValue>,
+        durable: Model<KeyValue>,
+        bug: CrashBug,
+        writes: usize,
+    }
+
+    pub fn open(dir: &Path, bug: CrashBug) -> StorageResult<FileStore> {
+        std::fs::create_dir_all(dir)?;
+        let clean = dir.join("clean").exists();
+        let _ = std::fs::remove_file(dir.join("clean"));
+        let state = load(dir, "state")?;
+        let target = if bug == CrashBug::LosesWritesAfterRecovery && !clean && state.is_some() {
+            "state.recovered"
+        } else {
+            "state"
+        };
+        let model = state.unwrap_or_default();
+        Ok(FileStore {
+            dir: dir.to_path_buf(),
+            target,
+            live: model.clone(),
+            durable: model,
+            bug,
+            writes: 0,
+        })
+    }
+
+    impl FileStore {
+        fn mutate(&mut self, ops: Vec<StorageOp<KeyValue>>, single: bool) -> StorageResult<()> {
+            if crate::unencodable(&ops) {
+                return Err("cannot encode the batch".into());
+            }
+            self.live.apply_batch(&ops)?;
+            if self.bug == CrashBug::BufferedSingleOps && single {
+                return Ok(());
+            }
+            if self.bug == CrashBug::TornSnapshotBatch && !single {
+                if let Some(snap) = ops
+                    .iter()
+                    .find(|op| matches!(op, StorageOp::SetSnapshot(_)))
+                {
+                    let mut partial = self.durable.clone();
+                    let _ = partial.apply(snap);
+                    save(&self.dir, self.target, &partial)?;
+                    std::thread::sleep(std::time::Duration::from_millis(30));
+                }
+            }
+            let _ = self.durable.apply_batch(&ops);
+            save(&self.dir, self.target, &self.durable)?;
+            self.writes += 1;
+            if self.bug == CrashBug::ExitsByItself && self.writes == 25 {
+                std::process::exit(0);
+            }
+            Ok(())
+        }
+    }
+
+    impl Drop for FileStore {
+        fn drop(&mut self) {
+            if save(&self.dir, "state", &self.live).is_ok() {
+                let _ = std::fs::write(self.dir.join("clean"), b"");
+            }
+        }
+    }
+
+    impl Storage<KeyValue> for FileStore {
+        fn write_atomically(&mut self, ops: Vec<StorageOp<KeyValue>>) -> StorageResult<()> {
+            self.mutate(ops, false)
+        }
+        fn append_entry(&mut self, e: KeyValue) -> StorageResult<()> {
+            self.mutate(vec![StorageOp::AppendEntry(e)], true)
+        }
+        fn append_entries(&mut self, v: Vec<KeyValue>) -> StorageResult<()> {
+            self.mutate(vec![StorageOp::AppendEntries(v)], true)
+        }
+        fn append_on_prefix(&mut self, i: usize, v: Vec<KeyValue>) -> StorageResult<()> {
+            self.mutate(vec![StorageOp::AppendOnPrefix(i, v)], true)
+        }
+        fn set_promise(&mut self, b: Ballot) -> StorageResult<()> {
+            self.mutate(vec![StorageOp::SetPromise(b)], true)
+        }
+        fn set_decided_idx(&mut self, i: usize) -> StorageResult<()> {
+            self.mutate(vec![StorageOp::SetDecidedIndex(i)], true)
+        }
+        fn get_decided_idx(&self) -> StorageResult<usize> {
+            self.live.get_decided_idx()
+        }
+        fn set_accepted_round(&mut self, b: Ballot) -> StorageResult<()> {
+            self.mutate(vec![StorageOp::SetAcceptedRound(b)], true)
+        }
+        fn get_accepted_round(&self) -> StorageResult<Option<Ballot>> {
+            self.live.get_accepted_round()
+        }
+        fn get_entries(&self, from: usize, to: usize) -> StorageResult<Vec<KeyValue>> {
+            self.live.get_entries(from, to)
+        }
+        fn get_log_len(&self) -> StorageResult<usize> {
+            self.live.get_log_len()
+        }
+        fn get_suffix(&self, from: usize) -> StorageResult<Vec<KeyValue>> {
+            self.live.get_suffix(from)
+        }
+        fn get_promise(&self) -> StorageResult<Option<Ballot>> {
+            self.live.get_promise()
+        }
+        fn set_stopsign(&mut self, s: Option<StopSign>) -> StorageResult<()> {
+            self.mutate(vec![StorageOp::SetStopsign(s)], true)
+        }
+        fn get_stopsign(&self) -> StorageResult<Option<StopSign>> {
+            self.live.get_stopsign()
+        }
+        fn trim(&mut self, i: usize) -> StorageResult<()> {
+            self.mutate(vec![StorageOp::Trim(i)], true)
+        }
+        fn set_compacted_idx(&mut self, i: usize) -> StorageResult<()> {
+            self.mutate(vec![StorageOp::SetCompactedIdx(i)], true)
+        }
+        fn get_compacted_idx(&self) -> StorageResult<usize> {
+            self.live.get_compacted_idx()
+        }
+        fn set_snapshot(&mut self, s: Option<KVSnapshot>) -> StorageResult<()> {
+            self.mutate(vec![StorageOp::SetSnapshot(s)], true)
+        }
+        fn get_snapshot(&self) -> StorageResult<Option<KVSnapshot>> {
+            self.live.get_snapshot()
+        }
+    }
+
+    /// A correct file store in a temporary directory.
+    pub struct FileHarness(pub tempfile::TempDir);
+
+    impl Harness for FileHarness {
+        type Store = FileStore;
+        fn create(&mut self) -> StorageResult<FileStore> {
+            open(self.0.path(), CrashBug::None)
+        }
+        fn reopen(&mut self, store: FileStore) -> StorageResult<FileStore> {
+            drop(store);
+            open(self.0.path(), CrashBug::None)
+        }
+        fn reopen_abandoned(&mut self, store: FileStore) -> StorageResult<FileStore> {
+            storage_core::conformance::abandon(store);
+            open(self.0.path(), CrashBug::None)
+        }
+        fn is_persistent(&self) -> bool {
+            true
+        }
+    }
+}
+
+use file_store::{CrashBug, FileHarness, FileStore};
+
+/// Six rounds (twelve kills) of the crash test on a file store with `bug`; `test` is the
+/// calling test's name (the children run it).
+fn crash_on_file_store(test: &str, bug: CrashBug) -> Result<(), String> {
+    conformance::crash::run(
+        test,
+        move |dir: &std::path::Path| file_store::open(dir, bug),
+        6,
+    )
+}
+
+#[test]
+fn crash_test_passes_on_a_correct_file_store() {
+    crash_on_file_store("crash_test_passes_on_a_correct_file_store", CrashBug::None).unwrap();
+}
+
+#[test]
+fn crash_test_fails_when_the_child_cannot_open() {
+    let err = conformance::crash::run(
+        "crash_test_fails_when_the_child_cannot_open",
+        |_: &std::path::Path| -> StorageResult<FileStore> {
+            Err("planted: this store cannot open".into())
+        },
+        3,
+    )
+    .expect_err("a child that cannot open must fail the crash test");
+    assert!(err.contains("stopped by itself"), "{err}");
+    assert!(err.contains("planted: this store cannot open"), "{err}");
+}
+
+#[test]
+fn crash_test_fails_when_the_child_dies_by_itself() {
+    let err = crash_on_file_store(
+        "crash_test_fails_when_the_child_dies_by_itself",
+        CrashBug::ExitsByItself,
+    )
+    .expect_err("a child that exits by itself must fail the crash test");
+    assert!(err.contains("stopped by itself"), "{err}");
+}
+
+#[test]
+fn crash_test_catches_single_ops_buffered_until_drop() {
+    let err = crash_on_file_store(
+        "crash_test_catches_single_ops_buffered_until_drop",
+        CrashBug::BufferedSingleOps,
+    )
+    .expect_err("single-op calls lost in a kill must fail the crash test");
+    assert!(err.contains("matches neither"), "{err}");
+}
+
+#[test]
+fn crash_test_catches_writes_lost_after_a_recovery() {
+    let err = crash_on_file_store(
+        "crash_test_catches_writes_lost_after_a_recovery",
+        CrashBug::LosesWritesAfterRecovery,
+    )
+    .expect_err("writes after a recovery lost in the next crash must fail the crash test");
+    assert!(err.contains("after two SIGKILLs"), "{err}");
+    assert!(err.contains("matches neither"), "{err}");
+}
+
+#[test]
+fn crash_test_kills_inside_snapshot_batches() {
+    let err = crash_on_file_store(
+        "crash_test_kills_inside_snapshot_batches",
+        CrashBug::TornSnapshotBatch,
+    )
+    .expect_err("a snapshot batch torn by a kill must fail the crash test");
+    assert!(err.contains("matches neither"), "{err}");
+}
+
+/// `Suite` with a crash opener runs the named cases, the random test and the crash test, and
+/// its report says so.
+#[test]
+fn suite_runs_random_and_crash_tests_for_a_persistent_harness() {
+    let report = Suite::new(|| FileHarness(tempfile::tempdir().unwrap()))
+        .model(Some(conformance::model_test::ModelConfig::new(16)))
+        .crash(
+            |dir: &std::path::Path| file_store::open(dir, CrashBug::None),
+            conformance::crash::libtest_args(
+                "suite_runs_random_and_crash_tests_for_a_persistent_harness",
+            ),
+        )
+        .crash_rounds(2)
+        .run();
+    assert!(report.is_success(), "{report}");
+    assert!(report.outcome(conformance::RANDOM_TEST).is_some());
+    assert!(report.outcome(conformance::CRASH_TEST).is_some());
+    let text = report.to_string();
+    assert!(text.contains("crash test: 2 rounds, 4 kills"), "{text}");
+    assert!(text.contains("random test: 16 sequences"), "{text}");
 }

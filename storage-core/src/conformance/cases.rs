@@ -4,6 +4,7 @@
 use omnipaxos::{
     ballot_leader_election::Ballot,
     storage::{StopSign, StorageOp},
+    util::FlexibleQuorum,
     ClusterConfig,
 };
 
@@ -58,6 +59,39 @@ pub fn stopsign(id: u32) -> StopSign {
             flexible_quorum: None,
         },
         Some(vec![id as u8; 3]),
+    )
+}
+
+/// A ballot whose every field depends on `k` and differs from [`ballot`]'s: configuration id,
+/// round, priority (never 0) and pid. `distinct_ballot(k)` and `distinct_ballot(k + 1)` differ
+/// in every field, so a field a backend does not persist shows up.
+pub fn distinct_ballot(k: u32) -> Ballot {
+    Ballot {
+        config_id: 2 + (k % 5) * 3,
+        n: 10 + k * 7,
+        priority: 1 + (k * 13) % 97,
+        pid: 4 + u64::from(k % 6),
+    }
+}
+
+/// A stop-sign whose every field depends on `k`: configuration id, nodes, a flexible quorum
+/// (present for even `k`) and metadata (`k` bytes, so `Some` of an empty vector for `k = 0`,
+/// which must not come back as `None`).
+pub fn distinct_stopsign(k: u32) -> StopSign {
+    let nodes: Vec<u64> = (0..3 + u64::from(k % 4))
+        .map(|i| 10 * i + 1 + u64::from(k))
+        .collect();
+    let flexible_quorum = (k % 2 == 0).then(|| FlexibleQuorum {
+        read_quorum_size: 2 + (k as usize % 3),
+        write_quorum_size: 5 - (k as usize % 3),
+    });
+    StopSign::with(
+        ClusterConfig {
+            configuration_id: 5 + k,
+            nodes,
+            flexible_quorum,
+        },
+        Some((0..k).map(|i| (i * 31 + k) as u8).collect()),
     )
 }
 
@@ -741,5 +775,308 @@ pub fn repeated_reopen_with_writes<H: Harness>(h: H) -> CaseResult {
         ])?;
         s.reopen()?;
     }
+    s.finish()
+}
+
+// ---- values that differ in every field, metadata lowered ----
+
+/// Promise and accepted round: ballots that differ in every field (configuration id, round,
+/// priority, pid), raised and then lowered in every field, each value read back after a reopen.
+pub fn ballots_keep_every_field_raised_and_lowered<H: Harness>(h: H) -> CaseResult {
+    let mut s = Subject::new(h)?;
+    s.op(SetPromise(distinct_ballot(1)))?;
+    s.op(SetAcceptedRound(distinct_ballot(2)))?;
+    s.reopen()?;
+    s.batch(vec![
+        SetPromise(distinct_ballot(4)),
+        SetAcceptedRound(distinct_ballot(3)),
+    ])?;
+    s.reopen()?;
+    // Lower in every field, the priority to 0 and the pid to 1.
+    let low = Ballot {
+        config_id: 1,
+        n: 2,
+        priority: 0,
+        pid: 1,
+    };
+    s.op(SetPromise(low))?;
+    s.op(SetAcceptedRound(Ballot { n: 1, ..low }))?;
+    s.reopen()?;
+    s.batch(vec![
+        SetPromise(Ballot {
+            priority: u32::MAX,
+            pid: u64::MAX,
+            ..distinct_ballot(7)
+        }),
+        SetAcceptedRound(distinct_ballot(0)),
+    ])?;
+    s.finish()
+}
+
+/// Stop-signs that differ in every field (configuration id, nodes, flexible quorum, metadata),
+/// set alone and in batches, `Some` of empty metadata distinct from `None`, each read back
+/// after a reopen.
+pub fn stopsign_keeps_every_field<H: Harness>(h: H) -> CaseResult {
+    let mut s = Subject::new(h)?;
+    s.op(SetStopsign(Some(distinct_stopsign(2))))?;
+    s.reopen()?;
+    s.op(SetStopsign(Some(distinct_stopsign(3))))?;
+    s.reopen()?;
+    s.batch(vec![SetStopsign(Some(distinct_stopsign(0)))])?;
+    s.reopen()?;
+    let mut no_metadata = distinct_stopsign(6);
+    no_metadata.metadata = None;
+    s.batch(vec![SetDecidedIndex(0), SetStopsign(Some(no_metadata))])?;
+    s.reopen()?;
+    s.op(SetStopsign(Some(distinct_stopsign(9))))?;
+    s.finish()
+}
+
+/// The decided and compacted indices lowered (alone and in batches): the last value written
+/// wins across reopens, not the highest.
+pub fn metadata_lowered_survives_reopen<H: Harness>(h: H) -> CaseResult {
+    let mut s = with_log(h, 20)?;
+    s.op(SetDecidedIndex(15))?;
+    s.op(SetCompactedIdx(9))?;
+    s.reopen()?;
+    s.op(SetDecidedIndex(6))?;
+    s.op(SetCompactedIdx(2))?;
+    s.reopen()?;
+    s.batch(vec![SetDecidedIndex(18), SetCompactedIdx(11)])?;
+    s.batch(vec![SetDecidedIndex(3), SetCompactedIdx(1)])?;
+    s.reopen()?;
+    s.batch(vec![
+        SetDecidedIndex(12),
+        SetDecidedIndex(0),
+        SetCompactedIdx(7),
+        SetCompactedIdx(0),
+    ])?;
+    s.finish()
+}
+
+// ---- clearing inside a batch ----
+
+/// `SetStopsign(None)` and `SetSnapshot(None)` inside a batch clear what the store holds from
+/// before the batch, on their own and between other ops.
+pub fn batch_clears_held_stopsign_and_snapshot<H: Harness>(h: H) -> CaseResult {
+    let mut s = with_log(h, 10)?;
+    s.batch(vec![
+        Trim(4),
+        SetCompactedIdx(4),
+        SetSnapshot(Some(snapshot_upto(4))),
+        SetStopsign(Some(distinct_stopsign(4))),
+    ])?;
+    s.reopen()?;
+    s.batch(vec![SetStopsign(None)])?;
+    s.batch(vec![SetSnapshot(None)])?;
+    s.reopen()?;
+    s.batch(vec![
+        SetSnapshot(Some(snapshot_upto(6))),
+        SetStopsign(Some(distinct_stopsign(5))),
+    ])?;
+    s.reopen()?;
+    s.batch(vec![
+        AppendEntries(entries(10..12)),
+        SetStopsign(None),
+        SetDecidedIndex(11),
+        SetSnapshot(None),
+        SetAcceptedRound(distinct_ballot(3)),
+    ])?;
+    s.finish()
+}
+
+// ---- append_on_prefix at the edges ----
+
+/// `append_on_prefix(next, [])` (a caught-up follower's `sync_log`) is a no-op, alone and in
+/// the `sync_log` batch shape; appends then still land at `next`.
+pub fn append_on_prefix_at_next_without_entries_is_noop<H: Harness>(h: H) -> CaseResult {
+    let mut s = with_log(h, 10)?;
+    s.op(AppendOnPrefix(10, vec![]))?;
+    s.expect_len(10)?;
+    s.batch(vec![
+        SetAcceptedRound(distinct_ballot(1)),
+        SetDecidedIndex(10),
+        AppendOnPrefix(10, vec![]),
+    ])?;
+    s.expect_len(10)?;
+    s.op(Trim(4))?;
+    s.op(AppendOnPrefix(10, vec![]))?;
+    s.op(AppendEntry(entry(10)))?;
+    s.expect_entries(9, 11, &[9, 10])?;
+    s.op(Trim(20))?;
+    s.op(AppendOnPrefix(20, vec![]))?;
+    s.expect_len(0)?;
+    s.op(AppendEntry(entry(20)))?;
+    s.expect_entries(20, 21, &[20])?;
+    s.finish()
+}
+
+/// `append_on_prefix(next + 1, v)` with entries is an error that changes nothing, alone and as
+/// the last op of a batch (it would leave a gap at `next`).
+pub fn append_on_prefix_one_past_next_with_entries_is_error<H: Harness>(h: H) -> CaseResult {
+    let mut s = with_log(h, 10)?;
+    s.op(AppendOnPrefix(11, rewrites(11..13)))?;
+    s.expect_len(10)?;
+    let accepted = s.batch(vec![
+        SetDecidedIndex(9),
+        AppendEntries(entries(10..12)),
+        AppendOnPrefix(13, rewrites(13..14)),
+    ])?;
+    if accepted {
+        return Err(s.fail("a batch ending in AppendOnPrefix(next + 1, entries) was accepted"));
+    }
+    s.op(Trim(30))?;
+    s.op(AppendOnPrefix(31, rewrites(31..32)))?;
+    s.op(AppendEntry(entry(30)))?;
+    s.expect_entries(30, 31, &[30])?;
+    s.finish()
+}
+
+// ---- an empty log's position ----
+
+/// An empty log keeps its position across a reopen: after a trim of everything (on a fresh
+/// store, exactly to `next`, past `next`) or a truncation to `first`, with a compacted index
+/// that differs from the trim point, the first append after the reopen lands at the old `next`.
+pub fn empty_log_position_survives_reopen<H: Harness>(h: H) -> CaseResult {
+    let mut s = Subject::new(h)?;
+    s.op(Trim(7))?;
+    s.reopen()?;
+    s.op(AppendEntries(entries(7..10)))?;
+    s.expect_entries(7, 10, &[7, 8, 9])?;
+    // Exactly to next, compacted index elsewhere.
+    s.op(SetCompactedIdx(3))?;
+    s.op(Trim(10))?;
+    s.reopen()?;
+    s.op(AppendEntry(entry(10)))?;
+    s.expect_entries(10, 11, &[10])?;
+    // Past next, in a batch, compacted index elsewhere.
+    s.batch(vec![Trim(25), SetCompactedIdx(12)])?;
+    s.reopen()?;
+    s.op(AppendEntries(entries(25..27)))?;
+    s.expect_entries(25, 27, &[25, 26])?;
+    // Truncated back to first by append_on_prefix.
+    s.op(AppendOnPrefix(25, vec![]))?;
+    s.op(SetCompactedIdx(40))?;
+    s.reopen()?;
+    s.expect_len(0)?;
+    s.op(AppendEntry(rewritten(25)))?;
+    s.expect_entries(25, 26, &[1_000_025])?;
+    s.finish()
+}
+
+// ---- failures after a snapshot ----
+
+/// A compaction batch that installs a new snapshot and then cannot be encoded (an unencodable
+/// entry after the `SetSnapshot`), or fails on an out-of-range op after clearing the snapshot
+/// and stop-sign, leaves the old snapshot, stop-sign and log in place (or, for a backend that
+/// does not encode, applies the first batch whole).
+pub fn batch_failing_after_snapshot_changes_nothing<H: Harness>(h: H) -> CaseResult {
+    let mut s = with_log(h, 20)?;
+    s.batch(vec![
+        Trim(5),
+        SetCompactedIdx(5),
+        SetSnapshot(Some(snapshot_upto(5))),
+        SetStopsign(Some(distinct_stopsign(1))),
+    ])?;
+    s.reopen()?;
+    s.batch(vec![
+        Trim(15),
+        SetCompactedIdx(15),
+        SetSnapshot(Some(snapshot_upto(15))),
+        AppendEntries(vec![entry(20), KeyValue::unencodable("poison", 21)]),
+    ])?;
+    s.reopen()?;
+    let (first, next) = (s.model().first, s.model().next);
+    let accepted = s.batch(vec![
+        SetSnapshot(None),
+        SetStopsign(None),
+        Trim(first + 1),
+        AppendOnPrefix(next + 3, rewrites(next + 3..next + 4)),
+    ])?;
+    if accepted {
+        return Err(s.fail("a batch ending in AppendOnPrefix past next was accepted"));
+    }
+    s.finish()
+}
+
+/// A snapshot that cannot be encoded: `set_snapshot` alone, and a compaction batch holding
+/// it, either store it (a backend that does not encode) or fail and change nothing.
+pub fn batch_with_unencodable_snapshot_is_all_or_nothing<H: Harness>(h: H) -> CaseResult {
+    let mut s = with_log(h, 12)?;
+    s.op(SetSnapshot(Some(snapshot_upto(2))))?;
+    s.op(SetSnapshot(Some(KVSnapshot::unencodable("poison", 1))))?;
+    s.reopen()?;
+    s.batch(vec![
+        SetPromise(distinct_ballot(2)),
+        AppendEntries(entries(12..14)),
+        Trim(6),
+        SetCompactedIdx(6),
+        SetSnapshot(Some(KVSnapshot::unencodable("poison", 2))),
+        SetDecidedIndex(13),
+    ])?;
+    s.reopen()?;
+    s.op(AppendEntry(entry(s.model().next)))?;
+    s.finish()
+}
+
+// ---- extreme read bounds ----
+
+/// Reads at `usize::MAX` bounds are empty, never a panic or an overflow: `get_entries` from,
+/// to and across `usize::MAX`, `get_suffix(usize::MAX)`, before and after a trim.
+pub fn reads_at_usize_max_bounds_are_empty<H: Harness>(h: H) -> CaseResult {
+    const MAX: usize = usize::MAX;
+    let mut s = with_log(h, 10)?;
+    for round in 0..2 {
+        s.expect_entries(MAX, MAX, &[])?;
+        s.expect_entries(MAX - 1, MAX, &[])?;
+        s.expect_entries(MAX, 0, &[])?;
+        s.expect_entries(MAX, 5, &[])?;
+        s.expect_entries(5, MAX, &[])?;
+        s.expect_entries(9, MAX, &[])?;
+        s.expect_entries(10, MAX, &[])?;
+        s.expect_entries(MAX - 5, MAX - 1, &[])?;
+        s.expect_suffix(MAX, &[])?;
+        s.expect_suffix(MAX - 1, &[])?;
+        if round == 0 {
+            s.op(Trim(4))?;
+        }
+    }
+    s.expect_entries(4, 10, &values(4..10))?;
+    s.finish()
+}
+
+// ---- single-op calls across an unclean reopen ----
+
+/// Every single-op call (`append_entry`, `append_entries`, `append_on_prefix`, `trim`, and every
+/// metadata setter, raising, lowering and clearing) survives a reopen in which the store is
+/// abandoned without running its destructor ([`Harness::reopen_abandoned`]): what a killed
+/// process leaves behind. Catches a backend that buffers single-op writes until `Drop` or the
+/// next batch.
+pub fn single_ops_survive_reopen_without_drop<H: Harness>(h: H) -> CaseResult {
+    let mut s = Subject::new(h)?;
+    s.batch(vec![AppendEntries(entries(0..10)), SetDecidedIndex(2)])?;
+    s.op(AppendEntry(entry(10)))?;
+    s.op(AppendEntries(entries(11..14)))?;
+    s.op(AppendOnPrefix(12, rewrites(12..15)))?;
+    s.op(Trim(3))?;
+    s.reopen_abandoned()?;
+    s.expect_entries(11, 13, &[11, 1_000_012])?;
+    s.op(SetPromise(distinct_ballot(1)))?;
+    s.op(SetAcceptedRound(distinct_ballot(2)))?;
+    s.op(SetDecidedIndex(9))?;
+    s.op(SetCompactedIdx(3))?;
+    s.op(SetStopsign(Some(distinct_stopsign(2))))?;
+    s.op(SetSnapshot(Some(snapshot_upto(3))))?;
+    s.reopen_abandoned()?;
+    s.op(SetPromise(distinct_ballot(0)))?;
+    s.op(SetDecidedIndex(5))?;
+    s.op(SetStopsign(None))?;
+    s.op(SetSnapshot(None))?;
+    s.op(AppendOnPrefix(13, vec![]))?;
+    s.reopen_abandoned()?;
+    s.op(Trim(40))?;
+    s.reopen_abandoned()?;
+    s.op(AppendEntry(entry(40)))?;
+    s.expect_entries(40, 41, &[40])?;
     s.finish()
 }

@@ -2,10 +2,11 @@
 //!
 //! # Running it on your backend
 //!
-//! Implement [`Harness`] (create a fresh store, reopen it, say whether it persists) and invoke
-//! [`conformance_tests!`](crate::conformance_tests) in a test file. It expands to a module with
-//! one `#[test]` per case, so `cargo test` names each failing case, plus a model-based random
-//! test and, for persistent backends that name an opener, a SIGKILL crash test:
+//! Implement [`Harness`] (create a fresh store, reopen it, reopen it as a killed process
+//! leaves it, say whether it persists) and invoke [`conformance_tests!`](crate::conformance_tests)
+//! in a test file. It expands to a module with one `#[test]` per named case, so `cargo test`
+//! names each failing case, plus the model-based random test and, for a persistent backend,
+//! the SIGKILL crash test:
 //!
 //! ```
 //! use storage_core::conformance::{Harness, MemoryHarness};
@@ -13,7 +14,12 @@
 //! # fn main() {}
 //! ```
 //!
-//! For one test over everything, [`run_all`] returns a [`Report`].
+//! A persistent harness must name an opener for the crash test (`crash = |dir| open(dir)`) or
+//! opt out explicitly (`no_crash = "why"`); otherwise its `persistent_harness_has_crash_test`
+//! test fails and says how to add one.
+//!
+//! For one test over everything, [`run_all`] (or [`Suite`], to add the crash test) returns a
+//! [`Report`] of every case, the random test and the crash test, saying what ran.
 //!
 //! What each case checks is in its name and its rustdoc in [`cases`]. Cases drive the store
 //! and the reference [`Model`](crate::model::Model) in lock-step and compare every read after
@@ -22,10 +28,21 @@
 //! # Environment variables
 //!
 //! - `PAXSTORE_MODEL_CASES`: random sequences in the model-based test (default 256).
-//! - `PAXSTORE_CRASH_ITERATIONS`: SIGKILL iterations in the crash test (default 20).
+//! - `PAXSTORE_MODEL_SEED`: the seed of the random test (a failure prints the one to replay it
+//!   with; default: a fresh seed each run).
+//! - `PAXSTORE_MODEL_ENTRY_BYTES`: the largest entry payload of the random test (default
+//!   32768; the default mix writes more than 256 KiB in most sequences).
+//! - `PAXSTORE_CRASH_ITERATIONS`: rounds of the crash test (default 20; each round kills two
+//!   children).
+//! - `PAXSTORE_CRASH_DIR`: where the crash test puts its stores (default: the temporary
+//!   directory).
+//! - `PAXSTORE_CRASH_LAZYFS_FIFO`, `PAXSTORE_CRASH_LAZYFS_DONE`: the power-loss mode of the
+//!   crash test (see [`crash`]): LazyFS's fault FIFO and its completion FIFO; requires
+//!   `PAXSTORE_CRASH_DIR` inside the LazyFS mount.
 
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
 
 use omnipaxos::storage::{Storage, StorageResult};
 
@@ -54,8 +71,60 @@ pub trait Harness {
     /// that does not persist returns the store it was given.
     fn reopen(&mut self, store: Self::Store) -> StorageResult<Self::Store>;
 
-    /// Whether the store survives the process (the crash test applies only then).
+    /// Whether the store survives the process. A persistent harness must come with a crash
+    /// test (or an explicit opt-out) and must implement [`reopen_abandoned`](Harness::reopen_abandoned).
     fn is_persistent(&self) -> bool;
+
+    /// Abandons `store` the way a killed process does (its destructor must not run: nothing
+    /// flushed, nothing closed) and opens what it left behind, as the same store.
+    ///
+    /// A persistent harness typically calls [`abandon`] on the store (which leaks it, with its
+    /// lock), copies its directory with [`copy_dir`] (what the page cache holds is what
+    /// survives a kill) and opens the copy, which later calls then use. Returning
+    /// `self.reopen(store)` opts out (the crash test still covers single-op writes across a
+    /// kill, in a child process).
+    ///
+    /// The default hands back `store` for a harness that does not persist, and fails for one
+    /// that does, naming this method.
+    fn reopen_abandoned(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
+        if self.is_persistent() {
+            return Err("this harness is persistent but does not implement \
+                        Harness::reopen_abandoned: abandon the store without dropping it \
+                        (storage_core::conformance::abandon), copy its directory \
+                        (storage_core::conformance::copy_dir) and open the copy; or return \
+                        `self.reopen(store)` to opt out"
+                .into());
+        }
+        Ok(store)
+    }
+}
+
+/// Leaks `store` without running its destructor, as a process killed with SIGKILL does: no
+/// flush, no close, locks stay held (so reopen a copy of its directory, see [`copy_dir`]).
+pub fn abandon<S>(store: S) {
+    std::mem::forget(store);
+}
+
+/// Copies the directory tree `from` into `to` (created; regular files and directories only),
+/// reading files as they are now: what a killed process leaves on disk.
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            match std::fs::copy(entry.path(), &target) {
+                Ok(_) => {}
+                // A file deleted by the abandoned store's background work: gone after a kill too.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The harness for [`MemoryStorage`]: not persistent, so a reopen keeps the same store.
@@ -175,6 +244,17 @@ macro_rules! __paxstore_with_cases {
             reopen_after_append_on_prefix
             reopen_after_rejected_batch
             repeated_reopen_with_writes
+            ballots_keep_every_field_raised_and_lowered
+            stopsign_keeps_every_field
+            metadata_lowered_survives_reopen
+            batch_clears_held_stopsign_and_snapshot
+            append_on_prefix_at_next_without_entries_is_noop
+            append_on_prefix_one_past_next_with_entries_is_error
+            empty_log_position_survives_reopen
+            batch_failing_after_snapshot_changes_nothing
+            batch_with_unencodable_snapshot_is_all_or_nothing
+            reads_at_usize_max_bounds_are_empty
+            single_ops_survive_reopen_without_drop
         }
     };
 }
@@ -195,7 +275,7 @@ __paxstore_with_cases!(__paxstore_case_table {});
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __paxstore_tests {
-    ({ $module:ident, $harness:expr $(, crash = $open:expr)? } $($case:ident)*) => {
+    ({ $module:ident, $harness:expr, [$($crash:tt)*] } $($case:ident)*) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;
@@ -211,26 +291,52 @@ macro_rules! __paxstore_tests {
             /// Random OmniPaxos-shaped sequences (with reopens) against the reference model.
             #[test]
             fn model_based_random_sequences() {
-                let cases = $crate::conformance::model_test::cases_from_env();
-                if let Err(failure) = $crate::conformance::model_test::run(|| $harness, cases) {
+                let config = $crate::conformance::model_test::ModelConfig::from_env()
+                    .regressions(concat!(
+                        env!("CARGO_MANIFEST_DIR"),
+                        "/proptest-regressions/conformance-",
+                        stringify!($module),
+                        ".txt"
+                    ));
+                if let Err(failure) = $crate::conformance::model_test::run_with(|| $harness, &config) {
                     panic!("{}", failure);
                 }
             }
 
-            $(
-                /// Children killed with SIGKILL mid-write: every acknowledged batch survives
-                /// and none is half applied.
-                #[test]
-                fn crash_sigkill_keeps_acknowledged_batches() {
-                    let full = concat!(module_path!(), "::crash_sigkill_keeps_acknowledged_batches");
-                    // libtest names tests without the crate name
-                    let name = full.split_once("::").map_or(full, |(_, rest)| rest);
-                    let iterations = $crate::conformance::crash::iterations_from_env();
-                    if let Err(failure) = $crate::conformance::crash::run(name, $open, iterations) {
-                        panic!("{}", failure);
-                    }
-                }
-            )?
+            $crate::__paxstore_crash_test!($harness, $($crash)*);
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __paxstore_crash_test {
+    ($harness:expr, crash = $open:expr) => {
+        /// Children killed with SIGKILL mid-write, twice per round (the second after a
+        /// recovery and more writes): every acknowledged batch and single-op call survives and
+        /// none is half applied.
+        #[test]
+        fn crash_sigkill_keeps_acknowledged_batches() {
+            let full = concat!(module_path!(), "::crash_sigkill_keeps_acknowledged_batches");
+            // libtest names tests without the crate name
+            let name = full.split_once("::").map_or(full, |(_, rest)| rest);
+            let iterations = $crate::conformance::crash::iterations_from_env();
+            if let Err(failure) = $crate::conformance::crash::run(name, $open, iterations) {
+                panic!("{}", failure);
+            }
+        }
+    };
+    ($harness:expr, no_crash = $reason:expr) => {
+        // The crash test was opted out of: $reason
+        const _: &str = $reason;
+    };
+    ($harness:expr,) => {
+        /// A persistent harness must come with a crash test: fails, saying how to add one.
+        #[test]
+        fn persistent_harness_has_crash_test() {
+            if let Err(failure) = $crate::conformance::require_crash_opener(&$harness) {
+                panic!("{}", failure);
+            }
         }
     };
 }
@@ -239,8 +345,15 @@ macro_rules! __paxstore_tests {
 /// `model_based_random_sequences`, running on stores from the harness expression `$harness`
 /// (evaluated afresh for each test).
 ///
-/// With `crash = OPEN`, where `OPEN: Fn(&Path) -> StorageResult<Store>` opens (or creates) a
-/// store in a directory, it also adds `crash_sigkill_keeps_acknowledged_batches`.
+/// - With `crash = OPEN`, where `OPEN: Fn(&Path) -> StorageResult<Store>` opens (or creates) a
+///   store in a directory, it also adds `crash_sigkill_keeps_acknowledged_batches`.
+/// - With `no_crash = "why"`, a persistent harness goes without the crash test, on purpose.
+/// - With neither, it adds `persistent_harness_has_crash_test`, which fails for a persistent
+///   harness and says how to add the crash test.
+///
+/// The random test persists the seeds of its failures in
+/// `proptest-regressions/conformance-$module.txt` under the calling crate and replays them
+/// first on every run.
 ///
 /// ```ignore
 /// storage_core::conformance_tests!(files, FilesHarness::new(), crash = |dir: &std::path::Path| {
@@ -249,25 +362,56 @@ macro_rules! __paxstore_tests {
 /// ```
 #[macro_export]
 macro_rules! conformance_tests {
-    ($module:ident, $harness:expr $(, crash = $open:expr)? $(,)?) => {
-        $crate::__paxstore_with_cases!(__paxstore_tests { $module, $harness $(, crash = $open)? });
+    ($module:ident, $harness:expr, crash = $open:expr $(,)?) => {
+        $crate::__paxstore_with_cases!(__paxstore_tests { $module, $harness, [crash = $open] });
+    };
+    ($module:ident, $harness:expr, no_crash = $reason:expr $(,)?) => {
+        $crate::__paxstore_with_cases!(__paxstore_tests { $module, $harness, [no_crash = $reason] });
+    };
+    ($module:ident, $harness:expr $(,)?) => {
+        $crate::__paxstore_with_cases!(__paxstore_tests { $module, $harness, [] });
     };
 }
+
+/// `Ok` unless `harness` is persistent: then the crash test is missing, and the failure says
+/// how to add it (or opt out).
+pub fn require_crash_opener<H: Harness>(harness: &H) -> CaseResult {
+    if harness.is_persistent() {
+        return Err(Failure::new(
+            "this harness is persistent but has no crash test: give conformance_tests! an \
+             opener, `crash = |dir: &std::path::Path| MyStore::open(dir)` (for run_all, use \
+             Suite::new(..).crash(open, child_args)), or opt out explicitly with \
+             `no_crash = \"why\"` (Suite::no_crash)",
+        ));
+    }
+    Ok(())
+}
+
+/// The name of the random test in a [`Report`] and in the tests of
+/// [`conformance_tests!`](crate::conformance_tests).
+pub const RANDOM_TEST: &str = "model_based_random_sequences";
+/// The name of the crash test in a [`Report`] and in the tests of
+/// [`conformance_tests!`](crate::conformance_tests).
+pub const CRASH_TEST: &str = "crash_sigkill_keeps_acknowledged_batches";
 
 /// The outcome of one case in a [`Report`].
 #[derive(Debug, Clone)]
 pub struct CaseOutcome {
-    /// The case's name.
+    /// The case's name ([`RANDOM_TEST`] and [`CRASH_TEST`] for those two).
     pub name: &'static str,
     /// `Ok`, or the failure (a panic inside the backend is reported as a failure too).
     pub result: Result<(), String>,
 }
 
-/// The outcome of every case, from [`run_all`].
+/// What a [`Suite`] ran: every outcome, and a line per part saying what ran or why not.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// One outcome per case, in suite order.
+    /// One outcome per named case in suite order, then the random test and the crash test if
+    /// they ran (or, for the crash test, failed to be set up).
     pub outcomes: Vec<CaseOutcome>,
+    /// What ran, one line per part (named cases, random test, crash test), with the reason
+    /// when a part did not run.
+    pub ran: Vec<String>,
 }
 
 impl Report {
@@ -293,6 +437,9 @@ impl Report {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for line in &self.ran {
+            writeln!(f, "{line}")?;
+        }
         let failed = self.failed();
         writeln!(
             f,
@@ -309,24 +456,161 @@ impl fmt::Display for Report {
     }
 }
 
-/// Runs every case on a fresh harness from `make` and reports each outcome. A panic inside
-/// the backend fails that case and the run goes on.
-pub fn run_all<H: Harness>(make: impl Fn() -> H) -> Report {
-    let outcomes = all_cases::<H>()
-        .into_iter()
-        .map(|case| {
-            let result = match catch_unwind(AssertUnwindSafe(|| (case.run)(make()))) {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(f)) => Err(f.message),
-                Err(panic) => Err(format!("panicked: {}", panic_message(&panic))),
-            };
-            CaseOutcome {
+type Opener<'a, S> = Box<dyn Fn(&Path) -> StorageResult<S> + 'a>;
+
+enum CrashSetup<'a, S> {
+    Unset,
+    OptOut(String),
+    Run {
+        open: Opener<'a, S>,
+        child_args: Vec<String>,
+        config: crash::CrashConfig,
+    },
+}
+
+/// The whole suite as one call: the named cases, the random test and, for a persistent
+/// backend, the crash test; [`run`](Suite::run) returns a [`Report`].
+///
+/// ```no_run
+/// use storage_core::conformance::{crash, MemoryHarness, Suite};
+/// // (a persistent harness would add `.crash(|dir| MyStore::open(dir), child_args)`)
+/// let report = Suite::new(|| MemoryHarness).run();
+/// assert!(report.is_success(), "{report}");
+/// ```
+pub struct Suite<'a, H: Harness> {
+    make: Box<dyn Fn() -> H + 'a>,
+    model: Option<model_test::ModelConfig>,
+    crash: CrashSetup<'a, H::Store>,
+}
+
+impl<'a, H: Harness> Suite<'a, H> {
+    /// The suite over fresh harnesses from `make`: every named case and the random test (its
+    /// settings from the environment, [`model_test::ModelConfig::from_env`]).
+    pub fn new(make: impl Fn() -> H + 'a) -> Self {
+        Suite {
+            make: Box::new(make),
+            model: Some(model_test::ModelConfig::from_env()),
+            crash: CrashSetup::Unset,
+        }
+    }
+
+    /// The random test's settings; `None` leaves it out (the report says so).
+    pub fn model(mut self, config: Option<model_test::ModelConfig>) -> Self {
+        self.model = config;
+        self
+    }
+
+    /// Adds the crash test: `open` opens (or creates) a store in a directory, in the child
+    /// processes and in this one. The children re-execute the current executable with
+    /// `child_args` and [`crash::CHILD_ENV`] set; those arguments must make it call
+    /// [`Suite::run`] (or [`crash::run`]) again with the same opener, which then acts as the
+    /// child. In a libtest test, use [`crash::libtest_args`] with the test's name; in a program
+    /// whose `main` runs the suite, an empty vector. Rounds and the power-loss mode come from
+    /// the environment ([`crash::CrashConfig::from_env`]).
+    pub fn crash(
+        mut self,
+        open: impl Fn(&Path) -> StorageResult<H::Store> + 'a,
+        child_args: Vec<String>,
+    ) -> Self {
+        let config = crash::CrashConfig::from_env();
+        self.crash = CrashSetup::Run {
+            open: Box::new(open),
+            child_args,
+            config,
+        };
+        self
+    }
+
+    /// Sets the number of crash rounds (after [`crash`](Suite::crash)).
+    pub fn crash_rounds(mut self, rounds: u32) -> Self {
+        if let CrashSetup::Run { config, .. } = &mut self.crash {
+            config.rounds = rounds;
+        }
+        self
+    }
+
+    /// Goes without the crash test on purpose, for a persistent harness (`reason` is reported).
+    pub fn no_crash(mut self, reason: impl Into<String>) -> Self {
+        self.crash = CrashSetup::OptOut(reason.into());
+        self
+    }
+
+    /// Runs everything and reports each outcome. A panic inside the backend fails that case
+    /// and the run goes on. In a crash child (see [`crash`](Suite::crash)) it writes until
+    /// killed and exits the process instead.
+    pub fn run(self) -> Report {
+        if let CrashSetup::Run { open, .. } = &self.crash {
+            crash::child_main_if_requested(open);
+        }
+        let make = &self.make;
+        let mut outcomes: Vec<CaseOutcome> = all_cases::<H>()
+            .into_iter()
+            .map(|case| CaseOutcome {
                 name: case.name,
-                result,
+                result: guarded(|| (case.run)(make()).map_err(|f| f.message)),
+            })
+            .collect();
+        let mut ran = vec![format!("named cases: {} run", outcomes.len())];
+        match &self.model {
+            Some(config) => {
+                ran.push(format!("random test: {}", config.describe()));
+                outcomes.push(CaseOutcome {
+                    name: RANDOM_TEST,
+                    result: guarded(|| model_test::run_with(make, config)),
+                });
             }
-        })
-        .collect();
-    Report { outcomes }
+            None => ran.push("random test: not run (left out by Suite::model(None))".into()),
+        }
+        let persistent = make().is_persistent();
+        match self.crash {
+            CrashSetup::Run {
+                open,
+                child_args,
+                config,
+            } => {
+                let result = guarded(|| crash::run_parent(&child_args, &open, &config));
+                ran.push(match &result {
+                    Ok(summary) => format!("crash test: {summary}"),
+                    Err(_) => format!("crash test: {} (failed)", config.describe()),
+                });
+                outcomes.push(CaseOutcome {
+                    name: CRASH_TEST,
+                    result: result.map(drop),
+                });
+            }
+            CrashSetup::OptOut(reason) => {
+                ran.push(format!("crash test: not run (opted out: {reason})"))
+            }
+            CrashSetup::Unset if persistent => {
+                ran.push("crash test: missing (the harness is persistent)".into());
+                outcomes.push(CaseOutcome {
+                    name: CRASH_TEST,
+                    result: Err(require_crash_opener(&make())
+                        .err()
+                        .map_or_else(String::new, |f| f.message)),
+                });
+            }
+            CrashSetup::Unset => {
+                ran.push("crash test: not run (the harness does not persist)".into())
+            }
+        }
+        Report { outcomes, ran }
+    }
+}
+
+/// Runs the named cases and the random test on fresh harnesses from `make`, and reports each
+/// outcome: [`Suite::new(make).run()`](Suite). A persistent harness gets a failing crash-test
+/// outcome saying how to add it (use [`Suite::crash`]).
+pub fn run_all<H: Harness>(make: impl Fn() -> H) -> Report {
+    Suite::new(make).run()
+}
+
+/// Runs `f`, turning a panic into an `Err`.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => Err(format!("panicked: {}", panic_message(&panic))),
+    }
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {

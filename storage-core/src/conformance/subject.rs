@@ -32,14 +32,15 @@ pub fn describe(op: &StorageOp<KeyValue>) -> String {
         StorageOp::AppendEntry(e) => format!("AppendEntry(value {})", e.value),
         StorageOp::AppendEntries(v) => format!("AppendEntries({} entries)", v.len()),
         StorageOp::AppendOnPrefix(i, v) => format!("AppendOnPrefix({i}, {} entries)", v.len()),
-        StorageOp::SetPromise(b) => format!("SetPromise(n={})", b.n),
+        StorageOp::SetPromise(b) => format!("SetPromise({})", ballot_text(b)),
         StorageOp::SetDecidedIndex(i) => format!("SetDecidedIndex({i})"),
-        StorageOp::SetAcceptedRound(b) => format!("SetAcceptedRound(n={})", b.n),
+        StorageOp::SetAcceptedRound(b) => format!("SetAcceptedRound({})", ballot_text(b)),
         StorageOp::SetCompactedIdx(i) => format!("SetCompactedIdx({i})"),
         StorageOp::Trim(i) => format!("Trim({i})"),
-        StorageOp::SetStopsign(s) => {
-            format!("SetStopsign({})", if s.is_some() { "Some" } else { "None" })
-        }
+        StorageOp::SetStopsign(s) => match s {
+            Some(s) => format!("SetStopsign(config {})", s.next_config.configuration_id),
+            None => "SetStopsign(None)".to_string(),
+        },
         StorageOp::SetSnapshot(s) => format!(
             "SetSnapshot({})",
             s.as_ref().map_or("None".to_string(), |s| format!(
@@ -50,11 +51,21 @@ pub fn describe(op: &StorageOp<KeyValue>) -> String {
     }
 }
 
-fn has_unencodable(ops: &[StorageOp<KeyValue>]) -> bool {
+fn ballot_text(b: &omnipaxos::ballot_leader_election::Ballot) -> String {
+    format!(
+        "n={} config={} priority={} pid={}",
+        b.n, b.config_id, b.priority, b.pid
+    )
+}
+
+/// Whether an op carries an entry or a snapshot that the codec refuses (see
+/// [`KeyValue::unencodable`] and [`KVSnapshot::unencodable`](crate::kv::KVSnapshot::unencodable)).
+pub(crate) fn has_unencodable(ops: &[StorageOp<KeyValue>]) -> bool {
     let bad = |e: &KeyValue| crate::codec::encode("entry", e).is_err();
     ops.iter().any(|op| match op {
         StorageOp::AppendEntry(e) => bad(e),
         StorageOp::AppendEntries(v) | StorageOp::AppendOnPrefix(_, v) => v.iter().any(bad),
+        StorageOp::SetSnapshot(Some(s)) => crate::codec::encode("snapshot", s).is_err(),
         _ => false,
     })
 }
@@ -237,6 +248,18 @@ impl<H: Harness> Subject<H> {
         }
         self.history.push("reopen".into());
         self.verify("reopen")
+    }
+
+    /// Abandons the store without running its destructor, as a killed process would, and opens
+    /// what it left behind through [`Harness::reopen_abandoned`]; then compares every read.
+    pub fn reopen_abandoned(&mut self) -> CaseResult<()> {
+        let store = self.store.take().expect("store present outside reopen");
+        match self.harness.reopen_abandoned(store) {
+            Ok(s) => self.store = Some(s),
+            Err(e) => return Err(self.fail(format!("reopen without a clean drop failed: {e}"))),
+        }
+        self.history.push("reopen without a clean drop".into());
+        self.verify("reopen without a clean drop")
     }
 
     /// Ends a case: compares every read, reopens, compares again.
