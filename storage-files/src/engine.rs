@@ -41,6 +41,11 @@ pub(crate) struct Active {
 /// also have to flush a new file size.
 pub(crate) const PREALLOCATE_STEP: u64 = 4 << 20;
 
+/// Reserved space (with preallocation; at most a quarter of the segment size) that only a
+/// record that frees space may use: when the disk is full, a trim can still be written, and
+/// the space it frees lets the store go on.
+pub(crate) const RESERVE: u64 = 64 << 10;
+
 pub(crate) struct Engine {
     pub(crate) dir: PathBuf,
     pub(crate) opts: FilesOptions,
@@ -222,7 +227,7 @@ impl Engine {
         // policy: the files are deleted on its strength, and a power loss that took the record
         // but not the deletions would leave a store that cannot open.
         let sync = self.opts.core.sync.is_durable() || trims || snapshot_set;
-        let outcome = self.append_record(&record, sync);
+        let outcome = self.append_record(&record, sync, trims);
         if record.capacity() <= 4 << 20 {
             self.scratch = record;
         }
@@ -264,15 +269,25 @@ impl Engine {
     /// `sync`, makes it durable. Returns the segment and offset. On error nothing was applied
     /// in memory and the record is cut off the file; if the file's state is unknown the store
     /// is poisoned.
-    fn append_record(&mut self, record: &[u8], sync: bool) -> Result<(u64, u64)> {
+    ///
+    /// Disk full: with preallocation, a record that does not free space must leave
+    /// [`RESERVE`] bytes of the reserved space after it, or it fails (cleanly, nothing
+    /// written). A record that frees space (a trim) may use that reserve, and is written in
+    /// the active segment even past the segment size when it fits in the reserved space, so
+    /// that the trim that would free space never needs new space.
+    fn append_record(&mut self, record: &[u8], sync: bool, frees: bool) -> Result<(u64, u64)> {
         if record.len() as u64 - format::RECORD_HEADER as u64 > format::MAX_RECORD_BODY {
             return Err(FilesError::TooLarge {
                 bytes: record.len() as u64,
                 limit: format::MAX_RECORD_BODY,
             });
         }
+        let fits_reserved = |a: &Active| {
+            frees && a.end + record.len() as u64 + (format::TRAILER_LEN as u64) * 2 <= a.allocated
+        };
         let full = self.active.as_ref().is_some_and(|a| {
             a.end > a.header_len
+                && !fits_reserved(a)
                 && a.end + record.len() as u64 + (format::TRAILER_LEN as u64) * 2
                     > self.opts.segment_size
         });
@@ -293,11 +308,33 @@ impl Engine {
             (s.file.clone(), s.path.clone())
         };
         let need = offset + record.len() as u64;
-        let short = self.active.as_ref().is_some_and(|a| need > a.allocated);
-        // Reserve the next step; without the space the write could not succeed anyway.
-        if short && self.preallocate(file.as_ref(), need + PREALLOCATE_STEP, &path)? {
-            if let Some(a) = self.active.as_mut() {
-                a.allocated = need + PREALLOCATE_STEP;
+        // A record that frees space may use the reserve; others must leave it.
+        let reserve = RESERVE.min(self.opts.segment_size / 4);
+        let keep = if frees { 0 } else { reserve };
+        // Reserve a step ahead, but not far past the segment's end (the seal cuts it off).
+        let step_to = (need + PREALLOCATE_STEP).min(self.opts.segment_size.max(need) + reserve);
+        let short = self
+            .active
+            .as_ref()
+            .is_some_and(|a| need + keep > a.allocated);
+        if short && self.opts.preallocate {
+            // Reserve the next step; failing that (disk full), just what this record needs.
+            let mut reserved = None;
+            for want in [step_to.max(need + keep), need + keep] {
+                match self.preallocate(file.as_ref(), want, &path) {
+                    Ok(true) => {
+                        reserved = Some(want);
+                        break;
+                    }
+                    Ok(false) => break,
+                    Err(e) if want == need + keep => return Err(e),
+                    Err(e) => {
+                        tracing::warn!("{e}; reserving only what the record needs");
+                    }
+                }
+            }
+            if let (Some(want), Some(a)) = (reserved, self.active.as_mut()) {
+                a.allocated = a.allocated.max(want);
             }
         }
         if let Err(e) = file.write_all_at(record, offset) {
@@ -420,7 +457,13 @@ impl Engine {
                 .fs
                 .create(&tmp)
                 .map_err(|e| FilesError::io("create", &tmp, e))?;
-            preallocated = self.preallocate(file.as_ref(), step, &tmp)?;
+            // On a full disk the segment starts without its reserve: a record that frees space
+            // then needs only its own bytes.
+            preallocated = match self.preallocate(file.as_ref(), step, &tmp) {
+                Ok(done) => done,
+                Err(FilesError::Io { source, .. }) if env::is_disk_full(&source) => false,
+                Err(e) => return Err(e),
+            };
             file.write_all_at(&header, 0)
                 .map_err(|e| FilesError::io("write", &tmp, e))?;
             self.stats.bytes_written += header.len() as u64;

@@ -291,7 +291,8 @@ fn identify(
     let unmarked_store = !others.is_empty()
         && others.iter().all(|n| format::is_own_name(n))
         && others.iter().any(|n| format::parse_name(n).is_some());
-    if !others.is_empty() && !(unmarked_store && adopt_unmarked) {
+    let adopt = unmarked_store && adopt_unmarked;
+    if !others.is_empty() && !adopt {
         let mut shown: Vec<String> = others.iter().take(6).map(|n| format!("`{n}`")).collect();
         if others.len() > 6 {
             shown.push(format!("and {} more", others.len() - 6));

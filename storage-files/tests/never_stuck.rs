@@ -8,7 +8,7 @@ use omnipaxos::storage::{Storage, StorageOp};
 use storage_core::conformance::verify_store;
 use storage_core::kv::KeyValue;
 use storage_core::model::Model;
-use storage_files::env::{FileSystem, SimFs, Trigger};
+use storage_files::env::{CrashPattern, FileSystem, SimFs, Trigger};
 use storage_files::{FilesOptions, FilesStorage};
 
 type Store = FilesStorage<KeyValue>;
@@ -125,4 +125,65 @@ fn a_missing_live_segment_is_still_corruption() {
         err.contains("taken for dead") && err.contains("is missing"),
         "the error names the missing segment: {err}"
     );
+}
+
+/// Disk full: the write that does not fit fails cleanly (nothing acknowledged lost, the store
+/// not poisoned), the trim that frees space still goes through (with preallocation, on a disk
+/// with not one byte left: it uses the space reserved for it; without, it needs only its own
+/// few bytes), and once it has freed space the store goes on; everything survives a reopen
+/// and a power loss.
+#[test]
+fn disk_full_then_trim_frees_space_and_nothing_is_lost() {
+    // With 256 KiB segments the disk fills inside a segment: no seal gives space back, and
+    // only the reserve lets the trim through.
+    for (preallocate, segment) in [(true, 64 << 10), (true, 256 << 10), (false, 64 << 10)] {
+        let fs = SimFs::new();
+        let opts = FilesOptions::new()
+            .segment_size(segment)
+            .preallocate(preallocate)
+            .background_purge(false)
+            .file_system(Arc::new(fs.clone()));
+        let mut store = Store::open(DIR, opts.clone()).unwrap();
+        let mut model = Model::new();
+        fs.set_capacity(Some(fs.used() + (900 << 10)));
+        let mut err = None;
+        for _ in 0..1000 {
+            let v: Vec<KeyValue> = (0..8)
+                .map(|i| KeyValue::new("k", (model.next + i) as u64, 1000))
+                .collect();
+            match store.append_entries(v.clone()) {
+                Ok(()) => model.apply(&StorageOp::AppendEntries(v)).unwrap(),
+                Err(e) => {
+                    err = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let err = err.expect("the disk filled up");
+        assert!(err.contains("No space left"), "the error says so: {err}");
+        assert!(
+            store.poisoned().is_none(),
+            "a full disk does not poison: {err}"
+        );
+        verify_store(&store, &model).unwrap();
+        if preallocate {
+            // Not one byte left: the trim must make do with the space reserved for it.
+            fs.set_capacity(Some(fs.used()));
+        }
+        // The trim that frees space goes through on the full disk.
+        let t = model.next - 10;
+        model.apply(&StorageOp::Trim(t)).unwrap();
+        store.trim(t).unwrap_or_else(|e| {
+            panic!("preallocate {preallocate}, segment {segment}: trim on a full disk: {e}")
+        });
+        // The space it freed lets the store go on.
+        for _ in 0..20 {
+            append(&mut store, &mut model, 8);
+        }
+        verify_store(&store, &model).unwrap();
+        drop(store);
+        let lost = fs.power_loss(CrashPattern::DropAll);
+        let store = Store::open(DIR, opts.file_system(Arc::new(lost))).unwrap();
+        verify_store(&store, &model).unwrap();
+    }
 }

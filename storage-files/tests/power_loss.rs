@@ -264,7 +264,7 @@ impl Ctx {
             }
             let now = self.drive(&fs, allowed, to, label);
             let label = format!("{label}, reopen crashed at call {j}");
-            for pattern in [CrashPattern::DropAll, CrashPattern::Random(j as u64 + 7)] {
+            for pattern in [CrashPattern::DropAll, CrashPattern::Random(j + 7)] {
                 self.check(&fs, pattern, now, &label);
             }
         }
@@ -297,14 +297,14 @@ fn explore(w: Workload) -> usize {
         let patterns = [
             CrashPattern::DropAll,
             CrashPattern::KeepAll,
-            CrashPattern::Random(c as u64 * 2 + 1),
-            CrashPattern::Random(c as u64 * 2 + 2),
+            CrashPattern::Random(c * 2 + 1),
+            CrashPattern::Random(c * 2 + 2),
         ];
         for pattern in patterns {
             ctx.check(&fs, pattern, allowed, &format!("{label}, power loss"));
         }
         ctx.after_restart(&fs.kill(), allowed, &format!("{label}, kill"));
-        let pattern = CrashPattern::Random(c as u64 + 1000);
+        let pattern = CrashPattern::Random(c + 1000);
         let lost = fs.power_loss(pattern);
         // After a power loss the store holds one state of `allowed` (checked above); which
         // one is found again by the reopen.

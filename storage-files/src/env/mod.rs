@@ -77,6 +77,13 @@ pub trait FileSystem: Send + Sync {
     fn lock(&self, path: &Path) -> io::Result<Box<dyn FsLock>>;
 }
 
+/// Whether `e` says the disk is full (`ENOSPC`, `EDQUOT`).
+pub fn is_disk_full(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::StorageFull
+        || e.kind() == io::ErrorKind::QuotaExceeded
+        || matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdFs;

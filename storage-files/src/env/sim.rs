@@ -118,6 +118,8 @@ struct World {
     crash_at: Option<u64>,
     frozen: bool,
     allocate_supported: bool,
+    /// The disk's size: live bytes of linked files beyond it fail with `ENOSPC`.
+    capacity: Option<u64>,
     trace: Vec<String>,
 }
 
@@ -136,6 +138,7 @@ impl World {
             crash_at: None,
             frozen: false,
             allocate_supported: true,
+            capacity: None,
             trace: Vec::new(),
         }
     }
@@ -322,6 +325,35 @@ impl World {
             .ok_or_else(|| io::Error::other("stale file handle"))
     }
 
+    /// Live bytes of the files some directory links.
+    fn used(&self) -> u64 {
+        let mut linked = std::collections::BTreeSet::new();
+        for d in self.dirs.values() {
+            for node in d.live.values() {
+                if let Node::File(ino) = node {
+                    linked.insert(*ino);
+                }
+            }
+        }
+        linked
+            .iter()
+            .filter_map(|ino| self.inodes.get(ino))
+            .map(|i| i.live.len() as u64)
+            .sum()
+    }
+
+    /// Fails with `ENOSPC` if growing file `ino` to `len` bytes would overfill the disk.
+    fn room_for(&self, ino: usize, len: u64) -> io::Result<()> {
+        let Some(cap) = self.capacity else {
+            return Ok(());
+        };
+        let have = self.inodes.get(&ino).map_or(0, |i| i.live.len() as u64);
+        if len > have && self.used() + (len - have) > cap {
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        Ok(())
+    }
+
     fn lookup(&self, path: &str) -> io::Result<usize> {
         let (parent, name) = split(path);
         match self.dirs.get(&parent).and_then(|d| d.live.get(&name)) {
@@ -446,6 +478,17 @@ impl SimFs {
     pub fn without_allocate(self) -> Self {
         self.world().allocate_supported = false;
         self
+    }
+
+    /// Sets the disk's size (`None`: unlimited): writes, `set_len` and `allocate` that would
+    /// make the live bytes of all linked files exceed it fail with `ENOSPC`, changing nothing.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        self.world().capacity = bytes;
+    }
+
+    /// Live bytes of all files some directory links (what counts against the capacity).
+    pub fn used(&self) -> u64 {
+        self.world().used()
     }
 
     /// Freezes the file system just before its `n`-th mutating call from now (0-based): that
@@ -575,6 +618,7 @@ impl FsFile for SimFile {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         let mut w = self.lock();
         w.mutate(|| format!("write {} @{offset} +{}", self.name, buf.len()))?;
+        w.room_for(self.ino, offset + buf.len() as u64)?;
         let inode = w.inode(self.ino)?;
         write_at(&mut inode.live, offset, buf);
         inode.pending.push(DataOp::Write {
@@ -597,6 +641,7 @@ impl FsFile for SimFile {
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut w = self.lock();
         w.mutate(|| format!("set_len {} {len}", self.name))?;
+        w.room_for(self.ino, len)?;
         let inode = w.inode(self.ino)?;
         inode.live.resize(len as usize, 0);
         inode.pending.push(DataOp::SetLen(len));
@@ -614,6 +659,7 @@ impl FsFile for SimFile {
             return Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP));
         }
         w.mutate(|| format!("allocate {} {len}", self.name))?;
+        w.room_for(self.ino, len)?;
         let inode = w.inode(self.ino)?;
         if (inode.live.len() as u64) < len {
             inode.live.resize(len as usize, 0);
