@@ -19,7 +19,9 @@ use crate::stats::Stats;
 
 /// A segment file on disk.
 pub(crate) struct Segment {
-    pub(crate) file: Arc<dyn FsFile>,
+    /// Open for the newest segment only; older ones are opened on demand through a small
+    /// cache ([`HANDLES`]), so that open descriptors stay bounded however long the log.
+    pub(crate) file: Option<Arc<dyn FsFile>>,
     pub(crate) path: PathBuf,
     /// Bytes in use (header, records, and for sealed segments the seal and trailer).
     pub(crate) size: u64,
@@ -40,6 +42,9 @@ pub(crate) struct Active {
 /// zeros recovery reads past the last record stay cheap, large enough that few `fdatasync`s
 /// also have to flush a new file size.
 pub(crate) const PREALLOCATE_STEP: u64 = 4 << 20;
+
+/// Descriptors of sealed segments kept open for reads (least recently used dropped first).
+pub(crate) const HANDLES: usize = 16;
 
 /// Reserved space (with preallocation; at most a quarter of the segment size) that only a
 /// record that frees space may use: when the disk is full, a trim can still be written, and
@@ -65,6 +70,8 @@ pub(crate) struct Engine {
     /// The store's marker.
     pub(crate) marker: storage_core::identity::Marker,
     pub(crate) stats: Stats,
+    /// Open descriptors of sealed segments, most recently used last.
+    pub(crate) handles: std::sync::Mutex<Vec<(u64, Arc<dyn FsFile>)>>,
     /// The last record's buffer, reused for the next batch.
     pub(crate) scratch: Vec<u8>,
 }
@@ -303,10 +310,7 @@ impl Engine {
             .as_ref()
             .map(|a| (a.id, a.end))
             .expect("active segment after create");
-        let (file, path) = {
-            let s = &self.segments[&id];
-            (s.file.clone(), s.path.clone())
-        };
+        let (file, path) = (self.handle(id)?, self.segments[&id].path.clone());
         let need = offset + record.len() as u64;
         // A record that frees space may use the reserve; others must leave it.
         let reserve = RESERVE.min(self.opts.segment_size / 4);
@@ -407,10 +411,7 @@ impl Engine {
             first,
             count: locs.len() as u64,
         }));
-        let (file, path) = {
-            let s = &self.segments[&id];
-            (s.file.clone(), s.path.clone())
-        };
+        let (file, path) = (self.handle(id)?, self.segments[&id].path.clone());
         if let Err(e) = file.write_all_at(&buf, end) {
             let err = FilesError::io("write seal", &path, e);
             if let Err(e2) = file.set_len(end) {
@@ -434,6 +435,10 @@ impl Engine {
         }
         if let Some(s) = self.segments.get_mut(&id) {
             s.size = new_end;
+            // From now on it is read through the cache.
+            if let Some(f) = s.file.take() {
+                self.cache_handle(id, f);
+            }
         }
         self.active = None;
         Ok(())
@@ -488,10 +493,16 @@ impl Engine {
             self.poison(&e);
             return Err(e);
         }
+        // The segment before it is sealed: read through the cache from now on.
+        let before = self.segments.values_mut().filter_map(|s| s.file.take());
+        let before: Vec<_> = before.collect();
+        for f in before {
+            self.cache_handle(id - 1, f);
+        }
         self.segments.insert(
             id,
             Segment {
-                file,
+                file: Some(file),
                 path,
                 size: header.len() as u64,
             },
@@ -544,6 +555,10 @@ impl Engine {
             .map(|(&id, _)| id)
             .collect();
         let mut paths = Vec::with_capacity(doomed.len());
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(k, _)| *k >= keep_from);
         for id in doomed {
             if let Some(seg) = self.segments.remove(&id) {
                 paths.push(seg.path);
@@ -577,9 +592,9 @@ impl Engine {
             unreachable!("a run that is not loaded is lazy")
         };
         let seg = self.segment(run.seg)?;
+        let file = self.handle(run.seg)?;
         let mut head = [0u8; format::RECORD_HEADER];
-        seg.file
-            .read_exact_at(&mut head, *seal_offset)
+        file.read_exact_at(&mut head, *seal_offset)
             .map_err(|e| FilesError::io("read seal", &seg.path, e))?;
         let body_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         if *seal_offset + (format::RECORD_HEADER + body_len) as u64 > seg.size {
@@ -590,8 +605,7 @@ impl Engine {
             ));
         }
         let mut buf = vec![0u8; format::RECORD_HEADER + body_len];
-        seg.file
-            .read_exact_at(&mut buf, *seal_offset)
+        file.read_exact_at(&mut buf, *seal_offset)
             .map_err(|e| FilesError::io("read seal", &seg.path, e))?;
         let format::Frame::Record {
             kind: format::KIND_SEAL,
@@ -617,6 +631,38 @@ impl Engine {
         let _ = cell.set(Arc::new(locs));
         // Invariant: the cell was set just above (by us or a concurrent reader).
         Ok(run.loaded().expect("positions loaded"))
+    }
+
+    /// An open descriptor of segment `id`: the newest segment's own, or one from the cache of
+    /// sealed segments' (opened on a miss, the least recently used closed beyond [`HANDLES`]).
+    pub(crate) fn handle(&self, id: u64) -> Result<Arc<dyn FsFile>> {
+        let seg = self.segment(id)?;
+        if let Some(f) = &seg.file {
+            return Ok(f.clone());
+        }
+        let mut cache = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = cache.iter().position(|(k, _)| *k == id) {
+            let entry = cache.remove(i);
+            let f = entry.1.clone();
+            cache.push(entry);
+            return Ok(f);
+        }
+        drop(cache);
+        let f = self
+            .fs
+            .open(&seg.path)
+            .map_err(|e| FilesError::io("open", &seg.path, e))?;
+        self.cache_handle(id, f.clone());
+        Ok(f)
+    }
+
+    fn cache_handle(&self, id: u64, f: Arc<dyn FsFile>) {
+        let mut cache = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|(k, _)| *k != id);
+        if cache.len() >= HANDLES {
+            cache.remove(0);
+        }
+        cache.push((id, f));
     }
 
     fn segment(&self, id: u64) -> Result<&Segment> {
@@ -681,7 +727,7 @@ impl Engine {
             let lo = first - format::ENTRY_FRAME as u64;
             let span = end - lo;
             buf.resize(span as usize, 0);
-            seg.file
+            self.handle(run.seg)?
                 .read_exact_at(&mut buf, lo)
                 .map_err(|e| FilesError::io("read", &seg.path, e))?;
             for (n, loc) in slice.iter().enumerate() {

@@ -85,6 +85,7 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
         next_segment_id: 1,
         next_snapshot_id: 1,
         stale_below: None,
+        handles: Default::default(),
         marker,
         stats: Stats::default(),
         scratch: Vec::new(),
@@ -111,11 +112,12 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     // before the directory fsync). Everything below deletes or cuts on the strength of it,
     // and what this open returns is acted on by consensus: make it durable first.
     if let Some(&last) = segment_ids.last() {
-        if let Some(seg) = engine.segments.get(&last) {
+        if engine.segments.contains_key(&last) {
+            let file = engine.handle(last)?;
             engine.stats.fsyncs += 1;
-            seg.file
-                .sync_all()
-                .map_err(|e| FilesError::io("fsync", &seg.path, e))?;
+            file.sync_all().map_err(|e| {
+                FilesError::io("fsync", engine.path(&format::segment_name(last)), e)
+            })?;
         }
     }
     engine.stats.fsyncs += 1;
@@ -435,10 +437,12 @@ fn open_sealed(engine: &mut Engine, id: u64) -> Result<()> {
         engine.index.truncate(t.first);
         engine.index.push_lazy(id, t.first, t.count, t.seal_offset);
     }
+    // The descriptor is closed here: reads open it again through the cache.
+    drop(file);
     engine.segments.insert(
         id,
         Segment {
-            file,
+            file: None,
             path,
             size: len,
         },
@@ -630,7 +634,14 @@ fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
     }
     let size = pos as u64;
     let allocated = if cut { pos as u64 } else { len };
-    engine.segments.insert(id, Segment { file, path, size });
+    engine.segments.insert(
+        id,
+        Segment {
+            file: Some(file),
+            path,
+            size,
+        },
+    );
     if !sealed {
         engine.active = Some(Active {
             id,
