@@ -13,8 +13,8 @@ use std::os::unix::fs::FileExt as _;
 use std::path::Path;
 use std::sync::Arc;
 
-mod faulty;
-mod sim;
+pub mod faulty;
+pub mod sim;
 
 pub use faulty::{FaultKind, FaultyFs};
 pub use sim::{CrashPattern, SimFs, Trigger};
