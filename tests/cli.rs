@@ -208,6 +208,63 @@ fn torture_loses_nothing_on_every_persistent_backend() {
 }
 
 #[test]
+fn torture_seed_repeats_the_kill_points_and_a_missing_lazyfs_is_not_a_store_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |sub: &str, seed: &str, extra: &[&str]| {
+        let path = dir.path().join(sub);
+        let mut args = vec![
+            "torture",
+            "--dir",
+            path.to_str().unwrap(),
+            "--iterations",
+            "4",
+            "--max-batches",
+            "40",
+            "--seed",
+            seed,
+            "--verbose",
+        ];
+        args.extend_from_slice(extra);
+        paxstore(&args)
+    };
+    let kill_points = |out: &Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("kill after"))
+            .map(str::to_string)
+            .collect()
+    };
+    let (a, b) = (run("a", "42", &[]), run("b", "42", &[]));
+    assert!(a.status.success() && b.status.success(), "{}", text(&a));
+    assert!(
+        text(&a).contains("seed 42,"),
+        "the seed given is the seed printed: {}",
+        text(&a)
+    );
+    assert_eq!(kill_points(&a).len(), 4, "{}", text(&a));
+    assert_eq!(
+        kill_points(&a),
+        kill_points(&b),
+        "same seed, same kill points"
+    );
+    assert_ne!(
+        kill_points(&a),
+        kill_points(&run("c", "43", &[])),
+        "another seed, other kill points"
+    );
+
+    // No LazyFS behind the FIFOs: the file system under test is missing, exit code 4.
+    let fifos = format!(
+        "{0}/no-such-fifo,{0}/no-such-done",
+        dir.path().to_str().unwrap()
+    );
+    let out = run("d", "42", &["--power-loss", &fifos]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("not a store failure"), "{}", text(&out));
+    assert!(text(&out).contains("power losses:"), "{}", text(&out));
+}
+
+#[test]
 fn bench_quick_prints_one_table() {
     let dir = tempfile::tempdir().unwrap();
     let mut args = vec![

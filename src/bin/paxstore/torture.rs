@@ -1,5 +1,6 @@
-//! `paxstore torture`: SIGKILL a writer at random moments, check nothing acknowledged is lost
-//! and nothing is half applied.
+//! `paxstore torture`: SIGKILL a writer at random moments (and, with `--power-loss`, drop
+//! every unsynced write as a power cut would), check nothing acknowledged is lost and nothing
+//! is half applied.
 //!
 //! The child (`paxstore torture-child`, hidden) opens the store and applies the batches of
 //! `storage_core::conformance::crash::batch` (appends of varied sizes with a decided index,
@@ -9,21 +10,61 @@
 //! store, replays the acknowledged batches on the reference model and requires the store to
 //! equal the model after `acked` or `acked + 1` batches (the one in flight may or may not
 //! have landed, but never in part).
+//!
+//! With `--power-loss FIFO,DONE` the store lives on a LazyFS mount: after the kill the parent
+//! writes `lazyfs::clear-cache` to LazyFS's fault FIFO and waits for its answer on DONE, which
+//! drops every write that was not synced. Half of the rounds (chosen by the seeded generator)
+//! first reopen and close the store, then cut the power: what an open reads from unsynced
+//! data and acts on (deleting files, cutting tails) must survive the cut too.
+//!
+//! Everything random is drawn from `--seed`, so a run can be repeated kill point for kill
+//! point (the kill itself lands a few random microseconds after an acknowledgement, so where
+//! inside a write it lands still varies).
 
-use std::io::{BufRead, BufReader};
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use clap::Args;
-use paxstore::{AnyStorage, Backend, StoreOptions};
+use clap::{Args, ValueEnum};
+use paxstore::{AnyStorage, Backend, StoreOptions, SyncPolicy};
 use storage_core::conformance::{
     crash::{batch, write_until_killed, ACK},
     verify_store,
 };
 use storage_core::kv::KeyValue;
 use storage_core::model::Model;
+
+/// The sync policy of the tortured store, on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Sync {
+    /// `SyncPolicy::Always`: every acknowledged batch is on stable storage.
+    Always,
+    /// `SyncPolicy::Never`: nothing is synced; a power loss may lose acknowledged batches
+    /// (use with `--power-loss --expect-loss` to check that the power-loss simulation bites).
+    Never,
+}
+
+impl Sync {
+    fn policy(self) -> SyncPolicy {
+        match self {
+            Sync::Always => SyncPolicy::Always,
+            Sync::Never => SyncPolicy::Never,
+        }
+    }
+}
+
+/// On or off, on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    /// On.
+    On,
+    /// Off.
+    Off,
+}
 
 /// Arguments of `paxstore torture`.
 #[derive(Args, Debug)]
@@ -41,12 +82,39 @@ pub struct TortureArgs {
     /// Most acknowledged batches before a kill (the count is drawn from 1..=this).
     #[arg(long, default_value_t = 400)]
     max_batches: u64,
-    /// Seed of the random kill points (default: from the clock).
+    /// Seed of the random kill points (default: from the clock). The run prints the seed it
+    /// used; `--seed` with that value repeats the same kill points.
     #[arg(long)]
     seed: Option<u64>,
     /// Keep every iteration's store directory.
     #[arg(long)]
     keep: bool,
+    /// The store's sync policy.
+    #[arg(long, value_enum, default_value_t = Sync::Always)]
+    sync: Sync,
+    /// Simulate a power loss after each kill through LazyFS: its fault FIFO and its
+    /// completion FIFO, as `FIFO,DONE`. `--dir` must be inside the LazyFS mount. After the
+    /// kill (and, in half of the rounds, after a reopen and close of the store),
+    /// `lazyfs::clear-cache` drops every unsynced write before the store is reopened and
+    /// checked.
+    #[arg(long, value_name = "FIFO,DONE", value_parser = parse_power_loss)]
+    power_loss: Option<PowerLoss>,
+    /// Succeed only if acknowledged batches were lost (or the store would not open): the
+    /// check that the power-loss simulation bites, for `--sync never --power-loss ...`. Stops
+    /// at the first loss.
+    #[arg(long)]
+    expect_loss: bool,
+    /// (files backend) Preallocate segment space with `fallocate` (default: the engine's
+    /// default).
+    #[arg(long, value_enum)]
+    preallocate: Option<Switch>,
+    /// (files backend) Segment size in bytes (default: the engine's default). Small segments
+    /// make the run seal, rotate and delete segments.
+    #[arg(long)]
+    segment_size: Option<u64>,
+    /// Print every iteration's kill point and what the reopened store held.
+    #[arg(long, short)]
+    verbose: bool,
 }
 
 /// Arguments of the hidden child command.
@@ -58,18 +126,92 @@ pub struct ChildArgs {
     /// The store directory.
     #[arg(long)]
     dir: PathBuf,
+    /// The sync policy.
+    #[arg(long, value_enum, default_value_t = Sync::Always)]
+    sync: Sync,
+    /// (files) Preallocation.
+    #[arg(long, value_enum)]
+    preallocate: Option<Switch>,
+    /// (files) Segment size.
+    #[arg(long)]
+    segment_size: Option<u64>,
 }
 
-fn open(backend: Backend, dir: &Path) -> Result<AnyStorage<KeyValue>, String> {
-    AnyStorage::open_spec(&backend.spec(dir), StoreOptions::default())
+/// How the stores are opened, in the parent and in the child alike.
+#[derive(Clone, Copy, Debug)]
+struct StoreConfig {
+    backend: Backend,
+    sync: Sync,
+    preallocate: Option<Switch>,
+    segment_size: Option<u64>,
+}
+
+impl StoreConfig {
+    fn child_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--backend".to_string(),
+            self.backend.name().to_string(),
+            "--sync".to_string(),
+            format!("{:?}", self.sync).to_lowercase(),
+        ];
+        if let Some(p) = self.preallocate {
+            args.push("--preallocate".into());
+            args.push(format!("{p:?}").to_lowercase());
+        }
+        if let Some(s) = self.segment_size {
+            args.push("--segment-size".into());
+            args.push(s.to_string());
+        }
+        args
+    }
+
+    fn describe(&self) -> String {
+        let mut s = format!(
+            "backend {}, sync {}",
+            self.backend,
+            format!("{:?}", self.sync).to_lowercase()
+        );
+        if let Some(p) = self.preallocate {
+            s += &format!(", preallocate {}", format!("{p:?}").to_lowercase());
+        }
+        if let Some(b) = self.segment_size {
+            s += &format!(", segments of {b} bytes");
+        }
+        s
+    }
+}
+
+fn open(cfg: &StoreConfig, dir: &Path) -> Result<AnyStorage<KeyValue>, String> {
+    let options = StoreOptions::new().sync(cfg.sync.policy());
+    #[cfg(feature = "files")]
+    if cfg.backend == Backend::Files && (cfg.preallocate.is_some() || cfg.segment_size.is_some()) {
+        use paxstore::files::{FilesOptions, FilesStorage};
+        let mut opts = FilesOptions::new().store_options(options);
+        if let Some(p) = cfg.preallocate {
+            opts = opts.preallocate(p == Switch::On);
+        }
+        if let Some(bytes) = cfg.segment_size {
+            opts = opts.segment_size(bytes);
+        }
+        return FilesStorage::open(dir, opts)
+            .map(AnyStorage::Files)
+            .map_err(|e| format!("open {}: {e}", dir.display()));
+    }
+    AnyStorage::open_spec(&cfg.backend.spec(dir), options)
         .map_err(|e| format!("open {}: {e}", dir.display()))
 }
 
 /// The child: writes the crash test's batches until killed (see
 /// `storage_core::conformance::crash::write_until_killed`).
 pub fn child(args: ChildArgs) -> ExitCode {
+    let cfg = StoreConfig {
+        backend: args.backend,
+        sync: args.sync,
+        preallocate: args.preallocate,
+        segment_size: args.segment_size,
+    };
     let opened = |dir: &Path| -> omnipaxos::storage::StorageResult<AnyStorage<KeyValue>> {
-        Ok(open(args.backend, dir)?)
+        Ok(open(&cfg, dir)?)
     };
     match write_until_killed(&args.dir, opened) {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,33 +222,240 @@ pub fn child(args: ChildArgs) -> ExitCode {
     }
 }
 
-fn random(seed: &mut u64) -> u64 {
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 7;
-    *seed ^= *seed << 17;
-    *seed
+/// LazyFS's fault FIFO and its completion FIFO.
+#[derive(Clone, Debug)]
+pub struct PowerLoss {
+    fifo: PathBuf,
+    done: PathBuf,
 }
 
+fn parse_power_loss(s: &str) -> Result<PowerLoss, String> {
+    match s.split_once(',') {
+        Some((fifo, done)) if !fifo.is_empty() && !done.is_empty() => Ok(PowerLoss {
+            fifo: fifo.into(),
+            done: done.into(),
+        }),
+        _ => Err(format!(
+            "expected FIFO,DONE (LazyFS's fault FIFO and completion FIFO), got `{s}`"
+        )),
+    }
+}
+
+/// `O_NONBLOCK` on Linux (x86, ARM, RISC-V, PowerPC, s390x), the only system LazyFS runs on.
+const O_NONBLOCK: i32 = 0o4000;
+/// `ENOTCONN`: what every call on a FUSE mount returns once its daemon is gone.
+const ENOTCONN: i32 = 107;
+/// The signal `Child::kill` sends.
+const SIGKILL: i32 = 9;
+/// How long LazyFS may take to drop its cache.
+const POWER_LOSS_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl PowerLoss {
+    /// Cuts the power: `lazyfs::clear-cache` into the fault FIFO, then waits for
+    /// `finished::clear-cache` on the completion FIFO. The completion FIFO is opened (without
+    /// blocking) before the command is written: LazyFS's answer to a FIFO nobody reads is
+    /// lost, and a blocking open or read would hang forever on a dead LazyFS.
+    fn cut(&self) -> Result<(), String> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut done = OpenOptions::new()
+            .read(true)
+            .custom_flags(O_NONBLOCK)
+            .open(&self.done)
+            .map_err(|e| {
+                format!(
+                    "opening LazyFS's completion FIFO {}: {e}",
+                    self.done.display()
+                )
+            })?;
+        // Drop any stale answer.
+        let mut buf = [0u8; 256];
+        while matches!(done.read(&mut buf), Ok(n) if n > 0) {}
+        let mut fifo = OpenOptions::new()
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(&self.fifo)
+            .map_err(|e| {
+                format!(
+                    "opening LazyFS's fault FIFO {}: {e} (nobody reads it: is LazyFS running?)",
+                    self.fifo.display()
+                )
+            })?;
+        fifo.write_all(b"lazyfs::clear-cache\n").map_err(|e| {
+            format!(
+                "writing to LazyFS's fault FIFO {}: {e}",
+                self.fifo.display()
+            )
+        })?;
+        drop(fifo);
+        let deadline = Instant::now() + POWER_LOSS_TIMEOUT;
+        let mut answer = Vec::new();
+        loop {
+            match done.read(&mut buf) {
+                Ok(n) if n > 0 => {
+                    answer.extend_from_slice(&buf[..n]);
+                    if String::from_utf8_lossy(&answer).contains("finished::clear-cache") {
+                        return Ok(());
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e)
+                    if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    return Err(format!(
+                        "reading LazyFS's completion FIFO {}: {e}",
+                        self.done.display()
+                    ))
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "LazyFS did not answer `lazyfs::clear-cache` on {} within {} s (is it \
+                     alive?)",
+                    self.done.display(),
+                    POWER_LOSS_TIMEOUT.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// A xorshift generator whose state comes from the seed through splitmix64, so that every
+/// seed (even 0) gives its own sequence.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((z ^ (z >> 31)) | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// What a reopened store holds, against the reference model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Found {
+    /// The model after `acked` batches, or after `acked + 1` (`landed`: the batch in flight
+    /// at the kill made it).
+    Match { landed: bool },
+    /// The model after `kept < acked` batches: `acked - kept` acknowledged batches lost.
+    Lost { kept: usize },
+    /// No prefix of the batches: a batch half applied (or lost and the store damaged).
+    Neither(String),
+}
+
+fn model_after(n: usize) -> Result<Model<KeyValue>, String> {
+    let mut model = Model::new();
+    for k in 0..n {
+        let ops = batch(k, &model);
+        model.apply_batch(&ops).map_err(|e| e.to_string())?;
+    }
+    Ok(model)
+}
+
+fn examine(store: &AnyStorage<KeyValue>, acked: usize) -> Result<Found, String> {
+    let mut model = model_after(acked)?;
+    let why_acked = match verify_store(store, &model) {
+        Ok(()) => return Ok(Found::Match { landed: false }),
+        Err(why) => why,
+    };
+    let ops = batch(acked, &model);
+    model.apply_batch(&ops).map_err(|e| e.to_string())?;
+    let why_next = match verify_store(store, &model) {
+        Ok(()) => return Ok(Found::Match { landed: true }),
+        Err(why) => why,
+    };
+    // Which shorter prefix, if any, does it hold? (Most candidates fail on the first scalar
+    // compared, so the scan is cheap.)
+    let mut model = Model::new();
+    let mut kept = None;
+    for k in 0..acked {
+        if verify_store(store, &model).is_ok() {
+            kept = Some(k);
+        }
+        let ops = batch(k, &model);
+        model.apply_batch(&ops).map_err(|e| e.to_string())?;
+    }
+    Ok(match kept {
+        Some(kept) => Found::Lost { kept },
+        None => Found::Neither(format!(
+            "matches neither {acked} batches ({why_acked}) nor {} ({why_next}) nor any fewer",
+            acked + 1
+        )),
+    })
+}
+
+/// One kill (and power loss) and what the reopened store held.
 struct Round {
     acked: usize,
-    landed_in_flight: bool,
+    power_losses: u32,
+    reopened_first: bool,
+    /// The state after the final reopen, or why the store would not open.
+    found: Result<Found, String>,
+    /// The reopen before the power loss saw the in-flight batch, the one after it did not:
+    /// the open reported data that was never synced (a failure: a restarted node may have
+    /// told its peers about it).
+    seen_then_lost: bool,
     reopen: Duration,
 }
 
-fn round(args: &TortureArgs, dir: &Path, seed: &mut u64) -> Result<Round, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find paxstore itself: {e}"))?;
+/// Why a round could not be completed.
+enum Abort {
+    /// The store misbehaved: lost or half-applied data before any power loss, a failed open
+    /// after a plain kill, a child that stopped by itself.
+    Store(String),
+    /// The file system under test went away (LazyFS died): not the store's fault.
+    Environment(String),
+}
+
+fn round(
+    args: &TortureArgs,
+    cfg: &StoreConfig,
+    dir: &Path,
+    rng: &mut Rng,
+    index: u32,
+) -> Result<Round, Abort> {
+    // Every round draws the same three numbers, whatever happens in it.
+    let target = 1 + (rng.next() % args.max_batches.max(1)) as usize;
+    let delay = Duration::from_micros(rng.next() % 3000);
+    let reopen_first = rng.next() >> 63 == 1 && args.power_loss.is_some();
+    if args.verbose {
+        println!(
+            "  iteration {index}: kill after {target} acknowledgements + {} us{}",
+            delay.as_micros(),
+            if reopen_first {
+                ", reopen before the power loss"
+            } else {
+                ""
+            }
+        );
+    }
+
+    let exe = std::env::current_exe()
+        .map_err(|e| Abort::Store(format!("cannot find paxstore itself: {e}")))?;
     let mut proc = Command::new(&exe)
         .arg("torture-child")
-        .arg("--backend")
-        .arg(args.backend.name())
+        .args(cfg.child_args())
         .arg("--dir")
         .arg(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("spawning {}: {e}", exe.display()))?;
-    let stdout = proc.stdout.take().ok_or("the child has no stdout")?;
+        .map_err(|e| Abort::Store(format!("spawning {}: {e}", exe.display())))?;
+    let stdout = proc
+        .stdout
+        .take()
+        .ok_or_else(|| Abort::Store("the child has no stdout".into()))?;
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -115,7 +464,6 @@ fn round(args: &TortureArgs, dir: &Path, seed: &mut u64) -> Result<Round, String
             }
         }
     });
-    let target = 1 + (random(seed) % args.max_batches.max(1)) as usize;
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut acked = 0;
     let mut exited = None;
@@ -123,7 +471,7 @@ fn round(args: &TortureArgs, dir: &Path, seed: &mut u64) -> Result<Round, String
         match rx.recv_timeout(Duration::from_millis(50)) {
             Ok(k) => acked = k + 1,
             Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Some(status) = proc.try_wait().map_err(|e| e.to_string())? {
+                if let Some(status) = proc.try_wait().map_err(|e| Abort::Store(e.to_string()))? {
                     exited = Some(status);
                     break;
                 }
@@ -133,51 +481,193 @@ fn round(args: &TortureArgs, dir: &Path, seed: &mut u64) -> Result<Round, String
     }
     if exited.is_none() {
         // A random extra delay of up to 3 ms, so the kill lands anywhere in a write.
-        std::thread::sleep(Duration::from_micros(random(seed) % 3000));
+        std::thread::sleep(delay);
         let _ = proc.kill(); // SIGKILL
     }
-    let status = proc.wait().map_err(|e| e.to_string())?;
+    let status = proc.wait().map_err(|e| Abort::Store(e.to_string()))?;
     let _ = reader.join();
     while let Ok(k) = rx.try_recv() {
         acked = acked.max(k + 1);
     }
-    if exited.is_some() || (acked == 0 && status.success()) {
-        return Err(format!(
-            "the child stopped by itself ({status}) after {acked} batches, before it was killed"
-        ));
+    // Anything but our SIGKILL (an error exit, a panic, a crash) is the child's own doing.
+    if exited.is_some() || status.signal() != Some(SIGKILL) {
+        return Err(Abort::Store(format!(
+            "the child stopped by itself ({status}) after {acked} acknowledged batches, before \
+             it was killed (its error, if any, is above)"
+        )));
+    }
+
+    let mut power_losses = 0;
+    let mut seen_in_flight = false;
+    if reopen_first {
+        // The open after a plain kill reads (and may act on) data not yet synced; whatever
+        // it shows must hold against the model like any reopen after a kill.
+        let store =
+            open(cfg, dir).map_err(|e| Abort::Store(format!("reopen after SIGKILL: {e}")))?;
+        match examine(&store, acked).map_err(Abort::Store)? {
+            Found::Match { landed } => seen_in_flight = landed,
+            other => {
+                return Err(Abort::Store(format!(
+                    "reopen after SIGKILL, before any power loss: {}",
+                    describe_found(&other, acked)
+                )))
+            }
+        }
+        drop(store);
+    }
+    if let Some(pl) = &args.power_loss {
+        pl.cut().map_err(Abort::Environment)?;
+        power_losses += 1;
     }
 
     let t = Instant::now();
-    let store = open(args.backend, dir).map_err(|e| format!("reopen after SIGKILL: {e}"))?;
-    let reopen = t.elapsed();
-    let mut model = Model::new();
-    for k in 0..acked {
-        let ops = batch(k, &model);
-        model.apply_batch(&ops).map_err(|e| e.to_string())?;
-    }
-    match verify_store(&store, &model) {
-        Ok(()) => Ok(Round {
-            acked,
-            landed_in_flight: false,
-            reopen,
-        }),
-        Err(why_acked) => {
-            let ops = batch(acked, &model);
-            model.apply_batch(&ops).map_err(|e| e.to_string())?;
-            match verify_store(&store, &model) {
-                Ok(()) => Ok(Round {
-                    acked,
-                    landed_in_flight: true,
-                    reopen,
-                }),
-                Err(why_next) => Err(format!(
-                    "with {acked} batches acknowledged, the reopened store matches neither \
-                     {acked} batches ({why_acked}) nor {} ({why_next}): an acknowledged batch \
-                     was lost or a batch was half applied",
-                    acked + 1
-                )),
-            }
+    let found = match open(cfg, dir) {
+        Ok(store) => examine(&store, acked).map_err(Abort::Store)?,
+        Err(e) => {
+            let after = if power_losses > 0 {
+                "reopen after power loss"
+            } else {
+                "reopen after SIGKILL"
+            };
+            return Ok(Round {
+                acked,
+                power_losses,
+                reopened_first: reopen_first,
+                found: Err(format!("{after}: {e}")),
+                seen_then_lost: false,
+                reopen: t.elapsed(),
+            });
         }
+    };
+    let reopen = t.elapsed();
+    let seen_then_lost = seen_in_flight && found == Found::Match { landed: false };
+    if args.verbose {
+        println!(
+            "  iteration {index}: {acked} acknowledged; {}",
+            describe_found(&found, acked)
+        );
+    }
+    Ok(Round {
+        acked,
+        power_losses,
+        reopened_first: reopen_first,
+        found: Ok(found),
+        seen_then_lost,
+        reopen,
+    })
+}
+
+fn describe_found(found: &Found, acked: usize) -> String {
+    match found {
+        Found::Match { landed: false } => format!("holds exactly the {acked} acknowledged batches"),
+        Found::Match { landed: true } => {
+            format!("holds the {acked} acknowledged batches and the one in flight")
+        }
+        Found::Lost { kept } => format!(
+            "holds only the first {kept} of {acked} acknowledged batches: {} acknowledged \
+             batches lost",
+            acked - kept
+        ),
+        Found::Neither(why) => format!(
+            "with {acked} batches acknowledged, the reopened store {why}: an acknowledged batch \
+             was lost or a batch was half applied"
+        ),
+    }
+}
+
+/// Whether the file system holding `dir` is gone (a FUSE mount whose daemon died answers
+/// every call with `ENOTCONN`, "Transport endpoint is not connected").
+fn file_system_gone(dir: &Path) -> bool {
+    matches!(std::fs::metadata(dir), Err(e) if e.raw_os_error() == Some(ENOTCONN))
+}
+
+/// The file system type of the mount holding `dir` (longest matching mount point in
+/// `/proc/mounts`), if it can be told.
+fn fs_type(dir: &Path) -> Option<String> {
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let mounts = std::fs::read_to_string("/proc/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (_, point, kind) = (f.next()?, f.next()?, f.next()?);
+            let point = point.replace("\\040", " ");
+            dir.starts_with(&point)
+                .then(|| (point.len(), kind.to_string()))
+        })
+        .max()
+        .map(|(_, kind)| kind)
+}
+
+#[derive(Default)]
+struct Totals {
+    iterations: u32,
+    kills: u32,
+    power_losses: u32,
+    reopened_first: u32,
+    checked: usize,
+    landed: u32,
+    min: Option<usize>,
+    max: usize,
+    lost_batches: usize,
+    lost_rounds: u32,
+    half_applied: u32,
+    unopenable: u32,
+    seen_then_lost: u32,
+    reopen_sum: Duration,
+    reopen_max: Duration,
+}
+
+impl Totals {
+    fn print(&self, cfg: &StoreConfig, planned: u32, started: Instant) {
+        let n = self.iterations.max(1);
+        println!("torture summary ({}):", cfg.describe());
+        println!(
+            "  iterations:                 {} of {planned}",
+            self.iterations
+        );
+        println!("  kills:                      {}", self.kills);
+        println!(
+            "  power losses:               {} ({} after a reopen and close)",
+            self.power_losses, self.reopened_first
+        );
+        println!(
+            "  acknowledged batches checked: {} (per kill: min {}, max {})",
+            self.checked,
+            self.min.unwrap_or(0),
+            self.max
+        );
+        println!(
+            "  in-flight batch had landed: {} of {} kills",
+            self.landed, self.kills
+        );
+        if self.reopened_first > 0 {
+            println!(
+                "  forgotten after a reopen:   {} (the reopen before the power loss showed the \
+                 batch in flight, the one after it did not)",
+                self.seen_then_lost
+            );
+        }
+        println!(
+            "  reopen:                     mean {:.1} ms, max {:.1} ms",
+            (self.reopen_sum / n).as_secs_f64() * 1e3,
+            self.reopen_max.as_secs_f64() * 1e3
+        );
+        println!(
+            "  lost acknowledged batches:  {}{}",
+            self.lost_batches,
+            if self.lost_rounds > 0 {
+                format!(" (in {} rounds)", self.lost_rounds)
+            } else {
+                String::new()
+            }
+        );
+        println!("  half-applied batches:       {}", self.half_applied);
+        println!("  stores that would not open: {}", self.unopenable);
+        println!(
+            "  time:                       {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
     }
 }
 
@@ -196,6 +686,13 @@ pub fn run(args: TortureArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if args.backend != Backend::Files && (args.preallocate.is_some() || args.segment_size.is_some())
+    {
+        eprintln!(
+            "paxstore torture: --preallocate and --segment-size are options of the files backend"
+        );
+        return ExitCode::from(2);
+    }
     if let Err(e) = std::fs::create_dir_all(&args.dir) {
         eprintln!(
             "paxstore torture: cannot create {}: {e}",
@@ -203,76 +700,162 @@ pub fn run(args: TortureArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let mut seed = args.seed.unwrap_or_else(|| {
+    if args.power_loss.is_some() {
+        match fs_type(&args.dir) {
+            Some(kind) if kind.starts_with("fuse") => {}
+            Some(kind) => eprintln!(
+                "paxstore torture: warning: {} is on a `{kind}` file system, not a LazyFS \
+                 (FUSE) mount: the power losses will drop nothing",
+                args.dir.display()
+            ),
+            None => {}
+        }
+    }
+    let cfg = StoreConfig {
+        backend: args.backend,
+        sync: args.sync,
+        preallocate: args.preallocate,
+        segment_size: args.segment_size,
+    };
+    let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64)
-    }) | 1;
+    });
+    let mut rng = Rng::new(seed);
     println!(
-        "torture: backend {}, {} iterations in {}, seed {seed}, up to {} batches per child",
-        args.backend,
+        "torture: {}, {} iterations in {}, seed {seed}, up to {} batches per child{}",
+        cfg.describe(),
         args.iterations,
         args.dir.display(),
-        args.max_batches
+        args.max_batches,
+        match &args.power_loss {
+            Some(pl) => format!(
+                ", a power loss after each kill (LazyFS {})",
+                pl.fifo.display()
+            ),
+            None => String::new(),
+        }
     );
     let started = Instant::now();
-    let (mut total, mut landed, mut min, mut max) = (0usize, 0u32, usize::MAX, 0usize);
-    let (mut reopen_sum, mut reopen_max) = (Duration::ZERO, Duration::ZERO);
+    let mut t = Totals::default();
+    let rerun = format!("  rerun with --seed {seed} to retry the same kill points");
     for i in 0..args.iterations {
         let dir = args.dir.join(format!("iteration-{i:05}"));
         let _ = std::fs::remove_dir_all(&dir);
-        match round(&args, &dir, &mut seed) {
-            Ok(r) => {
-                total += r.acked;
-                landed += u32::from(r.landed_in_flight);
-                min = min.min(r.acked);
-                max = max.max(r.acked);
-                reopen_sum += r.reopen;
-                reopen_max = reopen_max.max(r.reopen);
-                if !args.keep {
-                    let _ = std::fs::remove_dir_all(&dir);
-                }
-                if (i + 1) % 10 == 0 || i + 1 == args.iterations {
+        let r = match round(&args, &cfg, &dir, &mut rng, i) {
+            Ok(r) => r,
+            Err(abort) => {
+                let (code, why) = match abort {
+                    Abort::Environment(why) => (4, why),
+                    Abort::Store(why)
+                        if args.power_loss.is_some() && file_system_gone(&args.dir) =>
+                    {
+                        (4, why)
+                    }
+                    Abort::Store(why) => (1, why),
+                };
+                if code == 4 {
                     println!(
-                        "  {:>5}/{} iterations ok, {total} acknowledged batches checked",
-                        i + 1,
-                        args.iterations
+                        "ABORTED at iteration {i}: the file system under test went away \
+                         (LazyFS died?), not a store failure: {why}"
                     );
+                } else {
+                    println!("FAILED at iteration {i}: {why}");
+                    println!("  the store is kept in {}", dir.display());
+                    println!("{rerun}");
                 }
+                t.print(&cfg, args.iterations, started);
+                return ExitCode::from(code);
+            }
+        };
+        t.iterations += 1;
+        t.kills += 1;
+        t.power_losses += r.power_losses;
+        t.reopened_first += u32::from(r.reopened_first && r.power_losses > 0);
+        t.checked += r.acked;
+        t.min = Some(t.min.map_or(r.acked, |m| m.min(r.acked)));
+        t.max = t.max.max(r.acked);
+        t.reopen_sum += r.reopen;
+        t.reopen_max = t.reopen_max.max(r.reopen);
+        let failure = match &r.found {
+            Ok(Found::Match { .. }) if r.seen_then_lost => {
+                t.seen_then_lost += 1;
+                Some(format!(
+                    "the reopen after the kill showed the batch in flight ({} batches), the \
+                     reopen after the power loss only the {} acknowledged ones: an open \
+                     reported (and may have acted on) data it had not made durable",
+                    r.acked + 1,
+                    r.acked
+                ))
+            }
+            Ok(Found::Match { landed }) => {
+                t.landed += u32::from(*landed);
+                None
+            }
+            Ok(found @ Found::Lost { kept }) => {
+                t.lost_batches += r.acked - kept;
+                t.lost_rounds += 1;
+                Some(describe_found(found, r.acked))
+            }
+            Ok(found @ Found::Neither(_)) => {
+                t.half_applied += 1;
+                Some(describe_found(found, r.acked))
             }
             Err(e) => {
-                println!("FAILED at iteration {i}: {e}");
-                println!("  the store is kept in {}", dir.display());
-                println!(
-                    "  rerun with --seed {} to retry the same kill points",
-                    args.seed.unwrap_or(seed)
-                );
-                return ExitCode::from(1);
+                t.unopenable += 1;
+                Some(e.clone())
             }
+        };
+        if let Some(why) = failure {
+            if args.power_loss.is_some() && file_system_gone(&args.dir) {
+                println!(
+                    "ABORTED at iteration {i}: the file system under test went away (LazyFS \
+                     died?), not a store failure: {why}"
+                );
+                t.print(&cfg, args.iterations, started);
+                return ExitCode::from(4);
+            }
+            if args.expect_loss {
+                println!("  iteration {i} (power loss {}): {why}", t.power_losses);
+                println!("  the store is kept in {}", dir.display());
+                t.print(&cfg, args.iterations, started);
+                println!(
+                    "RESULT: acknowledged data lost after {} power losses, as expected with \
+                     sync {}: the power-loss simulation bites",
+                    t.power_losses,
+                    format!("{:?}", cfg.sync).to_lowercase()
+                );
+                return ExitCode::SUCCESS;
+            }
+            println!("FAILED at iteration {i}: {why}");
+            println!("  the store is kept in {}", dir.display());
+            println!("{rerun}");
+            t.print(&cfg, args.iterations, started);
+            return ExitCode::from(1);
+        }
+        if !args.keep {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        if (i + 1) % 10 == 0 || i + 1 == args.iterations {
+            println!(
+                "  {:>5}/{} iterations ok, {} acknowledged batches checked, {} power losses",
+                i + 1,
+                args.iterations,
+                t.checked,
+                t.power_losses
+            );
         }
     }
-    let n = args.iterations.max(1);
-    println!("torture summary ({}):", args.backend);
-    println!("  iterations:                 {}", args.iterations);
-    println!(
-        "  batches acknowledged:       {total} (per kill: min {}, max {max})",
-        if min == usize::MAX { 0 } else { min }
-    );
-    println!(
-        "  in-flight batch had landed: {landed} of {} kills",
-        args.iterations
-    );
-    println!(
-        "  reopen after SIGKILL:       mean {:.1} ms, max {:.1} ms",
-        (reopen_sum / n).as_secs_f64() * 1e3,
-        reopen_max.as_secs_f64() * 1e3
-    );
-    println!("  lost acknowledged batches:  0");
-    println!("  half-applied batches:       0");
-    println!(
-        "  time:                       {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    t.print(&cfg, args.iterations, started);
+    if args.expect_loss {
+        println!(
+            "RESULT: FAILED: nothing acknowledged was lost in {} power losses, yet the store \
+             never syncs: the power-loss simulation does not bite",
+            t.power_losses
+        );
+        return ExitCode::from(1);
+    }
     println!("RESULT: nothing acknowledged lost, nothing half applied");
     ExitCode::SUCCESS
 }
