@@ -6,20 +6,28 @@ use std::path::Path;
 
 use omnipaxos::storage::StorageResult;
 use paxstore::{AnyStorage, Backend, StoreOptions};
-use storage_core::{conformance::Harness, kv::KeyValue};
+use storage_core::{
+    conformance::{self, Harness},
+    kv::KeyValue,
+};
 
-/// Stores opened from a spec string of one backend, in a fresh temporary directory.
+/// Stores opened from a spec string of one backend, in a fresh temporary directory (the last
+/// of `dirs`: a reopen without a clean drop opens a copy).
 pub struct AnyHarness {
     backend: Backend,
-    dir: tempfile::TempDir,
+    dirs: Vec<tempfile::TempDir>,
 }
 
 impl AnyHarness {
     pub fn new(backend: Backend) -> Self {
         AnyHarness {
             backend,
-            dir: tempfile::tempdir().expect("a temporary directory"),
+            dirs: vec![tempfile::tempdir().expect("a temporary directory")],
         }
+    }
+
+    fn dir(&self) -> &Path {
+        self.dirs.last().expect("a directory").path()
     }
 }
 
@@ -32,14 +40,25 @@ pub fn open(backend: Backend, dir: &Path) -> StorageResult<AnyStorage<KeyValue>>
 impl Harness for AnyHarness {
     type Store = AnyStorage<KeyValue>;
     fn create(&mut self) -> StorageResult<Self::Store> {
-        open(self.backend, self.dir.path())
+        open(self.backend, self.dir())
     }
     fn reopen(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
         if !self.backend.is_persistent() {
             return Ok(store);
         }
         drop(store);
-        open(self.backend, self.dir.path())
+        open(self.backend, self.dir())
+    }
+    fn reopen_abandoned(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
+        if !self.backend.is_persistent() {
+            return Ok(store);
+        }
+        // Leaked with its lock; its files as they are now are what a kill would leave.
+        conformance::abandon(store);
+        let copy = tempfile::tempdir()?;
+        conformance::copy_dir(self.dir(), copy.path())?;
+        self.dirs.push(copy);
+        open(self.backend, self.dir())
     }
     fn is_persistent(&self) -> bool {
         self.backend.is_persistent()

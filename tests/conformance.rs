@@ -11,19 +11,27 @@ mod rocks_backend {
     use std::path::Path;
 
     use omnipaxos::storage::StorageResult;
-    use storage_core::{conformance::Harness, kv::KeyValue};
+    use storage_core::{
+        conformance::{self, Harness},
+        kv::KeyValue,
+    };
     use storage_rocks::RocksStorage;
 
-    /// A single-log RocksDB store in a fresh temporary directory.
+    /// A single-log RocksDB store in a fresh temporary directory (the last of `dirs`: a
+    /// reopen without a clean drop opens a copy).
     pub struct RocksHarness {
-        dir: tempfile::TempDir,
+        dirs: Vec<tempfile::TempDir>,
     }
 
     impl RocksHarness {
         pub fn new() -> Self {
             RocksHarness {
-                dir: tempfile::tempdir().expect("a temporary directory"),
+                dirs: vec![tempfile::tempdir().expect("a temporary directory")],
             }
+        }
+
+        fn dir(&self) -> &Path {
+            self.dirs.last().expect("a directory").path()
         }
     }
 
@@ -35,13 +43,23 @@ mod rocks_backend {
         type Store = RocksStorage<KeyValue>;
 
         fn create(&mut self) -> StorageResult<Self::Store> {
-            open(self.dir.path())
+            open(self.dir())
         }
 
         fn reopen(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
             // Dropping the last handle closes the database and releases its lock.
             drop(store);
-            open(self.dir.path())
+            open(self.dir())
+        }
+
+        fn reopen_abandoned(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
+            // The database stays open (leaked, with its lock); its files as they are now are
+            // what a kill would leave.
+            conformance::abandon(store);
+            let copy = tempfile::tempdir()?;
+            conformance::copy_dir(self.dir(), copy.path())?;
+            self.dirs.push(copy);
+            open(self.dir())
         }
 
         fn is_persistent(&self) -> bool {
@@ -63,7 +81,10 @@ mod files_backend {
     use std::path::Path;
 
     use omnipaxos::storage::StorageResult;
-    use storage_core::{conformance::Harness, kv::KeyValue};
+    use storage_core::{
+        conformance::{self, Harness},
+        kv::KeyValue,
+    };
     use storage_files::{FilesOptions, FilesStorage};
 
     /// Small segments, so that the suite's logs rotate and trims delete whole segments.
@@ -75,27 +96,41 @@ mod files_backend {
         Ok(FilesStorage::open(dir, options())?)
     }
 
-    /// A store in a fresh temporary directory.
+    /// A store in a fresh temporary directory (the last of `dirs`: a reopen without a clean
+    /// drop opens a copy).
     pub struct FilesHarness {
-        dir: tempfile::TempDir,
+        dirs: Vec<tempfile::TempDir>,
     }
 
     impl FilesHarness {
         pub fn new() -> Self {
             FilesHarness {
-                dir: tempfile::tempdir().expect("a temporary directory"),
+                dirs: vec![tempfile::tempdir().expect("a temporary directory")],
             }
+        }
+
+        fn dir(&self) -> &Path {
+            self.dirs.last().expect("a directory").path()
         }
     }
 
     impl Harness for FilesHarness {
         type Store = FilesStorage<KeyValue>;
         fn create(&mut self) -> StorageResult<Self::Store> {
-            open(self.dir.path())
+            open(self.dir())
         }
         fn reopen(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
             drop(store);
-            open(self.dir.path())
+            open(self.dir())
+        }
+        fn reopen_abandoned(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
+            // Leaked with its lock and its purge thread; the files as they are now are what a
+            // kill would leave.
+            conformance::abandon(store);
+            let copy = tempfile::tempdir()?;
+            conformance::copy_dir(self.dir(), copy.path())?;
+            self.dirs.push(copy);
+            open(self.dir())
         }
         fn is_persistent(&self) -> bool {
             true
