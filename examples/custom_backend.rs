@@ -4,9 +4,14 @@
 //! staging a copy of the state and swapping it in. The suite needs only a [`Harness`] that
 //! creates (and reopens) stores of it. In a test file you would write
 //! `storage_core::conformance_tests!(vec_store, VecHarness);` to get one `#[test]` per case;
-//! this example calls [`conformance::run_all`] instead and prints the report.
+//! this example calls [`conformance::run_all`] instead and prints the report: every named
+//! case, the random test, and what did not run (the crash test: `VecStore` does not persist).
 //!
-//! Run with `cargo run --example custom_backend`.
+//! A persistent backend also implements `Harness::reopen_abandoned` and adds the crash test:
+//! `Suite::new(make).crash(|dir| MyStore::open(dir), vec![]).run()` in `main` (the crash
+//! test re-runs this program as its children, which the same call turns into writers).
+//!
+//! Run with `cargo run --example custom_backend` (about 15 seconds).
 
 use omnipaxos::{
     ballot_leader_election::Ballot,

@@ -303,7 +303,7 @@ impl PlantedHarness {
         Ok(store)
     }
 
-    fn from_disk(&self, max_decided: usize) -> Planted {
+    fn reload_disk(&self, max_decided: usize) -> Planted {
         Planted {
             inner: self.disk.borrow().clone(),
             bug: self.bug,
@@ -327,7 +327,7 @@ impl Harness for PlantedHarness {
         if self.bug == Bug::BufferedSingleOps {
             let max = store.max_decided;
             drop(store); // writes everything out
-            return Ok(self.from_disk(max));
+            return Ok(self.reload_disk(max));
         }
         self.reload(store)
     }
@@ -335,7 +335,7 @@ impl Harness for PlantedHarness {
         if self.bug == Bug::BufferedSingleOps {
             let max = store.max_decided;
             conformance::abandon(store); // no Drop: what was buffered is lost
-            return Ok(self.from_disk(max));
+            return Ok(self.reload_disk(max));
         }
         self.reopen(store)
     }

@@ -553,6 +553,9 @@ impl<'a, H: Harness> Suite<'a, H> {
         let mut ran = vec![format!("named cases: {} run", outcomes.len())];
         match &self.model {
             Some(config) => {
+                let mut config = config.clone();
+                config.seed = Some(config.seed.unwrap_or_else(model_test::fresh_seed));
+                let config = &config;
                 ran.push(format!("random test: {}", config.describe()));
                 outcomes.push(CaseOutcome {
                     name: RANDOM_TEST,

@@ -426,7 +426,7 @@ fn run_step<H: Harness>(
 }
 
 /// A fresh seed from the clock and the process id.
-fn fresh_seed() -> u64 {
+pub fn fresh_seed() -> u64 {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
