@@ -1098,3 +1098,148 @@ fn suite_runs_random_and_crash_tests_for_a_persistent_harness() {
     assert!(text.contains("crash test: 2 rounds, 4 kills"), "{text}");
     assert!(text.contains("random test: 16 sequences"), "{text}");
 }
+
+// ---- the crash test's settings and its power-loss mode ----
+
+use storage_core::conformance::crash::{CrashConfig, LazyFs, PowerLoss};
+
+#[test]
+fn crash_config_without_the_variables_changes_nothing() {
+    let plain = CrashConfig::from_vars(|_| None);
+    assert_eq!(plain.rounds, 20);
+    assert!(plain.dir.is_none() && plain.power_loss.is_none() && plain.invalid.is_none());
+    assert_eq!(plain.describe(), "20 rounds of two SIGKILLs");
+
+    let vars = |set: &'static [(&'static str, &'static str)]| {
+        move |name: &str| {
+            set.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| std::ffi::OsString::from(v))
+        }
+    };
+    let dir_only = CrashConfig::from_vars(vars(&[("PAXSTORE_CRASH_DIR", "/srv/disk")]));
+    assert!(dir_only.power_loss.is_none() && dir_only.invalid.is_none());
+    assert_eq!(
+        dir_only.describe(),
+        "20 rounds of two SIGKILLs in /srv/disk"
+    );
+
+    let one_fifo = CrashConfig::from_vars(vars(&[
+        ("PAXSTORE_CRASH_DIR", "/mnt/lazyfs"),
+        ("PAXSTORE_CRASH_LAZYFS_FIFO", "/tmp/f"),
+    ]));
+    assert!(one_fifo
+        .invalid
+        .as_ref()
+        .is_some_and(|m| m.contains("needs both")));
+    let no_dir = CrashConfig::from_vars(vars(&[
+        ("PAXSTORE_CRASH_LAZYFS_FIFO", "/tmp/f"),
+        ("PAXSTORE_CRASH_LAZYFS_DONE", "/tmp/d"),
+    ]));
+    assert!(no_dir
+        .invalid
+        .as_ref()
+        .is_some_and(|m| m.contains("PAXSTORE_CRASH_DIR")));
+    // An invalid setting fails the crash test before any child runs.
+    let err = conformance::crash::run_parent(
+        &[],
+        &|dir: &std::path::Path| file_store::open(dir, CrashBug::None),
+        &no_dir,
+    )
+    .unwrap_err();
+    assert!(err.contains("PAXSTORE_CRASH_DIR"), "{err}");
+
+    let full = CrashConfig::from_vars(vars(&[
+        ("PAXSTORE_CRASH_DIR", "/mnt/lazyfs/crash"),
+        ("PAXSTORE_CRASH_LAZYFS_FIFO", "/tmp/f"),
+        ("PAXSTORE_CRASH_LAZYFS_DONE", "/tmp/d"),
+        ("PAXSTORE_CRASH_ITERATIONS", "7"),
+    ]));
+    assert!(full.invalid.is_none());
+    assert_eq!(full.rounds, 7);
+    assert!(full
+        .describe()
+        .ends_with("each followed by a LazyFS power loss"));
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn power_loss_mode_refuses_what_is_not_lazyfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (fifo, done) = (dir.path().join("faults"), dir.path().join("done"));
+    std::fs::write(&fifo, b"").unwrap();
+    std::fs::write(&done, b"").unwrap();
+    let p = PowerLoss {
+        fifo: fifo.clone(),
+        done: done.clone(),
+    };
+    let err = LazyFs::connect(&p, None)
+        .err()
+        .expect("regular files are no FIFOs");
+    assert!(err.contains("is not a FIFO"), "{err}");
+    std::fs::remove_file(&fifo).unwrap();
+    std::fs::remove_file(&done).unwrap();
+    mkfifo(&fifo);
+    mkfifo(&done);
+    if std::fs::read_to_string("/proc/self/mountinfo").is_ok() {
+        let err = LazyFs::connect(&p, Some(dir.path()))
+            .err()
+            .expect("a temporary directory is not on a FUSE mount");
+        assert!(err.contains("not inside a LazyFS (FUSE) mount"), "{err}");
+    }
+}
+
+/// The power-loss mode speaks LazyFS's FIFO protocol: the completion FIFO is held open, each
+/// power loss writes `lazyfs::clear-cache` and returns only after `finished::clear-cache`.
+#[test]
+fn power_loss_mode_speaks_lazyfs_fifo_protocol() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (fifo, done) = (dir.path().join("faults"), dir.path().join("done"));
+    mkfifo(&fifo);
+    mkfifo(&done);
+    let cleared = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (fifo2, done2, cleared2) = (fifo.clone(), done.clone(), cleared.clone());
+    // A stand-in for LazyFS's fault thread: the fault FIFO opened for reading and writing, the
+    // completion FIFO for writing (which waits for a reader), one answer per command.
+    std::thread::spawn(move || {
+        let faults = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo2)
+            .unwrap();
+        let mut answers = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&done2)
+            .unwrap();
+        for line in std::io::BufReader::new(faults).lines() {
+            let line = line.unwrap();
+            if line == "lazyfs::clear-cache" {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                cleared2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                answers.write_all(b"finished::clear-cache\n").unwrap();
+            }
+        }
+    });
+    let lazyfs = LazyFs::connect(&PowerLoss { fifo, done }, None).unwrap();
+    for n in 1..=3 {
+        lazyfs.clear().unwrap();
+        assert_eq!(cleared.load(std::sync::atomic::Ordering::SeqCst), n);
+    }
+}
+
+// The whole suite through the macro on the correct file store, opting out of the crash test
+// (it runs above, in `crash_test_passes_on_a_correct_file_store`): a persistent backend that
+// persists every call passes every case, the abandoned reopens included.
+storage_core::conformance_tests!(
+    file_store_suite,
+    FileHarness(tempfile::tempdir().expect("a temporary directory")),
+    no_crash = "the file store's crash test runs in crash_test_passes_on_a_correct_file_store"
+);

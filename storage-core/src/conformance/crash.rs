@@ -394,10 +394,19 @@ impl CrashConfig {
     /// From the environment: [`ITERATIONS_ENV`], [`DIR_ENV`], [`LAZYFS_FIFO_ENV`] and
     /// [`LAZYFS_DONE_ENV`] (the two FIFOs together, with the directory).
     pub fn from_env() -> Self {
-        let mut config = CrashConfig::new(iterations_from_env());
-        config.dir = std::env::var_os(DIR_ENV).map(PathBuf::from);
-        let fifo = std::env::var_os(LAZYFS_FIFO_ENV).map(PathBuf::from);
-        let done = std::env::var_os(LAZYFS_DONE_ENV).map(PathBuf::from);
+        Self::from_vars(|name| std::env::var_os(name))
+    }
+
+    /// Like [`from_env`](CrashConfig::from_env), reading the variables through `var`. Without
+    /// any of them: 20 rounds in the temporary directory, no power loss.
+    pub fn from_vars(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Self {
+        let rounds = var(ITERATIONS_ENV)
+            .and_then(|v| v.to_str().and_then(|v| v.parse().ok()))
+            .unwrap_or(20);
+        let mut config = CrashConfig::new(rounds);
+        config.dir = var(DIR_ENV).map(PathBuf::from);
+        let fifo = var(LAZYFS_FIFO_ENV).map(PathBuf::from);
+        let done = var(LAZYFS_DONE_ENV).map(PathBuf::from);
         match (fifo, done) {
             (None, None) => {}
             (Some(fifo), Some(done)) => {
@@ -865,9 +874,10 @@ fn killed_by_sigkill(status: &ExitStatus) -> bool {
     !status.success()
 }
 
-/// A connection to LazyFS's FIFOs: the completion FIFO stays open for reading for the whole
-/// test, so that LazyFS always has a reader for its confirmations.
-struct LazyFs {
+/// A connection to LazyFS's FIFOs: the completion FIFO stays open for reading as long as
+/// this lives, so that LazyFS always has a reader for its confirmations (it opens that FIFO
+/// once, for writing, and a confirmation written while nobody reads it is lost).
+pub struct LazyFs {
     fifo: PathBuf,
     done: Arc<Mutex<BufReader<std::fs::File>>>,
 }
@@ -895,7 +905,9 @@ fn within<T: Send + 'static>(
 }
 
 impl LazyFs {
-    fn connect(p: &PowerLoss, dir: Option<&Path>) -> Result<LazyFs, String> {
+    /// Checks that both paths are FIFOs and that `dir` (the stores' directory) lies on a FUSE
+    /// mount, then opens the completion FIFO (waiting at most two minutes for LazyFS).
+    pub fn connect(p: &PowerLoss, dir: Option<&Path>) -> Result<LazyFs, String> {
         for (var, path) in [(LAZYFS_FIFO_ENV, &p.fifo), (LAZYFS_DONE_ENV, &p.done)] {
             check_fifo(var, path)?;
         }
@@ -913,8 +925,9 @@ impl LazyFs {
         })
     }
 
-    /// `lazyfs::clear-cache`: drops every unsynced write, and waits for the confirmation.
-    fn clear(&self) -> Result<(), String> {
+    /// A power loss: writes `lazyfs::clear-cache` to the fault FIFO (LazyFS drops every
+    /// unsynced write) and waits for `finished::clear-cache` on the completion FIFO.
+    pub fn clear(&self) -> Result<(), String> {
         let fifo = self.fifo.clone();
         let done = Arc::clone(&self.done);
         within(
