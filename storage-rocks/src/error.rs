@@ -23,21 +23,23 @@ pub enum Error {
         #[source]
         source: rocksdb::Error,
     },
-    /// The database is open elsewhere: in another process, or in another [`RocksStore`]
-    /// of this process (clone the first `RocksStore` to share it instead).
+    /// The database is open elsewhere: in another process (or another backend), or in
+    /// another [`RocksStore`] of this process (clone the first `RocksStore`, or open with
+    /// [`RocksStore::open_shared`], to share it instead).
     ///
     /// [`RocksStore`]: crate::RocksStore
+    /// [`RocksStore::open_shared`]: crate::RocksStore::open_shared
     #[error(
         "the RocksDB database at {} is already open (held by another process, or by another \
-         RocksStore in this process: clone that RocksStore to share it): {source}",
+         RocksStore in this process: clone that RocksStore or use RocksStore::open_shared to \
+         share it): {detail}",
         path.display()
     )]
     Locked {
         /// The database directory.
         path: PathBuf,
-        /// RocksDB's error.
-        #[source]
-        source: rocksdb::Error,
+        /// Who holds it, as far as known (RocksDB's or the lock call's message).
+        detail: String,
     },
     /// An entry or metadata value could not be encoded, or an index operation is invalid
     /// under the storage contract. Nothing was written.
@@ -76,12 +78,55 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
-    /// The directory holds something that is not a paxstore RocksDB database.
-    #[error("{} is not a paxstore RocksDB database: {detail}", path.display())]
+    /// The directory holds something other than a storage-rocks store: another backend's
+    /// store, files that are neither RocksDB's nor the marker's, a database without the
+    /// paxstore marker, or a RocksDB database that is not paxstore's. Nothing in it was
+    /// changed.
+    #[error("{} is not a storage-rocks store: {detail}. {hint}", path.display())]
     Foreign {
         /// The directory.
         path: PathBuf,
         /// What was found.
+        detail: String,
+        /// What to do about it.
+        hint: String,
+    },
+    /// The directory holds a RocksDB database that lost its `CURRENT` file but still holds
+    /// data. Opening it would start an empty database and let RocksDB delete the old files,
+    /// so it is refused; nothing in it was changed.
+    #[error(
+        "{} holds a RocksDB database without its CURRENT file, and data: {found}. Opening it \
+         would start an empty database over it, so it is refused. Restore CURRENT (a backup, \
+         or a one-line file naming the newest MANIFEST file, such as `MANIFEST-000012` and a \
+         newline), or move the directory aside and start a new store elsewhere",
+        path.display()
+    )]
+    NoCurrent {
+        /// The database directory.
+        path: PathBuf,
+        /// The data found (table files, manifests, write-ahead-log files).
+        found: String,
+    },
+    /// The store marker cannot be read: damaged, or not a marker. Nothing was changed.
+    #[error(
+        "the store marker {} is damaged: {detail}. Restore it from a backup; if you are sure \
+         the directory is this backend's store, move the marker aside and open the store once \
+         with RocksOptions::adopt_unmarked_store(true)",
+        path.display()
+    )]
+    BadMarker {
+        /// The marker file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// [`RocksStore::open_shared`](crate::RocksStore::open_shared) found the database open in
+    /// this process with options it cannot share (another sync policy).
+    #[error("the RocksDB database at {} is open in this process with other options: {detail}", path.display())]
+    OptionsConflict {
+        /// The database directory.
+        path: PathBuf,
+        /// What differs.
         detail: String,
     },
     /// The database was written by a newer (or unknown) version of this crate.

@@ -18,8 +18,10 @@ pub(crate) const LOG_CF_PREFIX: &str = "paxstore.log.";
 pub(crate) const DEFAULT_CF: &str = "default";
 /// The key of the database's format record in [`META_CF`].
 pub(crate) const FORMAT_KEY: &[u8] = b"!format";
-/// The name of the log the single-log constructors open.
-pub(crate) const SINGLE_LOG: &str = "log";
+/// The name of the log the single-log constructors ([`RocksStorage::open`]) open.
+///
+/// [`RocksStorage::open`]: crate::RocksStorage::open
+pub const SINGLE_LOG: &str = "log";
 /// The longest log name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 128;
 

@@ -33,6 +33,18 @@
 //! `paxstore.meta`, next to a format record. Values are encoded with
 //! [`storage_core::codec`] (bincode behind a version byte).
 //!
+//! # Identity and locking
+//!
+//! A store's directory holds a `PAXSTORE` marker ([`storage_core::identity`]: backend
+//! `rocks`, the format version, a random store id), written and made durable before anything
+//! else when the store is created, next to RocksDB's own files. Open reads the directory
+//! first ([`identify`]) and refuses, changing nothing, another backend's store, files that are
+//! neither RocksDB's nor the marker, a directory without a marker
+//! ([`RocksOptions::adopt_unmarked_store`] takes over a database written before markers), and
+//! a database that lost its `CURRENT` file but holds data (RocksDB would start an empty
+//! database over it). The directory is locked with an `flock` on `LOCK` (the lock
+//! storage-files takes) as well as RocksDB's own `fcntl` lock on it.
+//!
 //! # Damage and crashes
 //!
 //! The write-ahead log is recovered with RocksDB's `TolerateCorruptedTailRecords` mode: a
@@ -45,14 +57,17 @@
 
 #![deny(missing_docs)]
 
+mod dirlock;
 mod error;
+mod identity;
 mod keys;
 mod log;
 mod options;
 mod store;
 
 pub use error::{Error, Result};
-pub use keys::MAX_NAME_LEN;
+pub use identity::{identify, is_own_file_name, is_rocksdb_file_name, Found, BACKEND};
+pub use keys::{MAX_NAME_LEN, SINGLE_LOG};
 pub use log::RocksStorage;
 pub use options::RocksOptions;
 pub use store::{RocksStore, FORMAT_VERSION};

@@ -32,6 +32,7 @@ pub struct RocksOptions {
     target_file_bytes: u64,
     tune_db: Option<Tune>,
     tune_logs: Option<Tune>,
+    adopt_unmarked: bool,
 }
 
 impl Default for RocksOptions {
@@ -44,6 +45,7 @@ impl Default for RocksOptions {
             target_file_bytes: 8 << 20,
             tune_db: None,
             tune_logs: None,
+            adopt_unmarked: false,
         }
     }
 }
@@ -58,6 +60,7 @@ impl fmt::Debug for RocksOptions {
             .field("target_file_bytes", &self.target_file_bytes)
             .field("tune_db", &self.tune_db.is_some())
             .field("tune_logs", &self.tune_logs.is_some())
+            .field("adopt_unmarked", &self.adopt_unmarked)
             .finish()
     }
 }
@@ -119,6 +122,22 @@ impl RocksOptions {
     pub fn target_file_bytes(mut self, bytes: u64) -> Self {
         self.target_file_bytes = bytes;
         self
+    }
+
+    /// Whether open may take over a paxstore RocksDB database that has no `PAXSTORE` marker
+    /// (one written before stores had markers, or whose marker was deleted): open then checks
+    /// that the database is a paxstore one (its column families and format record) and only
+    /// then writes a marker. Off by default: such a directory is refused, since a store must
+    /// never be mistaken for another one. Turn it on once, for a directory you know is this
+    /// store's.
+    pub fn adopt_unmarked_store(mut self, on: bool) -> Self {
+        self.adopt_unmarked = on;
+        self
+    }
+
+    /// Whether [`adopt_unmarked_store`](Self::adopt_unmarked_store) is on.
+    pub fn adopt_unmarked(&self) -> bool {
+        self.adopt_unmarked
     }
 
     /// Escape hatch: `f` may change the database-wide RocksDB options after paxstore set its

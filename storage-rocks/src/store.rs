@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 
 use omnipaxos::storage::Entry;
@@ -14,8 +14,11 @@ use rocksdb::{
 };
 use serde::{de::DeserializeOwned, Serialize};
 use storage_core::codec;
+use storage_core::identity::Marker;
 
+use crate::dirlock::{self, DirKey, DirLock};
 use crate::error::{Error, Result};
+use crate::identity::{ensure_dir, identify, write_marker, Found, BACKEND};
 use crate::keys::{
     entry_key, log_cf, meta_key, meta_range, validate_name, Field, DEFAULT_CF, FORMAT_KEY,
     LOG_CF_PREFIX, META_CF,
@@ -104,7 +107,13 @@ pub(crate) struct Shared {
     drop_epoch: AtomicU64,
     /// The first background reclamation error since the last `wait_for_reclaim`.
     reclaim_error: Mutex<Option<String>>,
+    /// The store's marker (`None` only while an unmarked database is being adopted).
+    marker: Mutex<Option<Marker>>,
     _cache: Cache,
+    /// Declared after `db`, so dropped after it: the `flock` descriptor is closed only once
+    /// the database (and RocksDB's `fcntl` lock, which closing any descriptor of `LOCK` would
+    /// drop) is closed.
+    lock: DirLock,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -143,7 +152,7 @@ fn open_error(path: &Path, op: &'static str, e: rocksdb::Error) -> Error {
     {
         Error::Locked {
             path: path.to_path_buf(),
-            source: e,
+            detail: msg,
         }
     } else {
         Error::Rocks {
@@ -155,54 +164,16 @@ fn open_error(path: &Path, op: &'static str, e: rocksdb::Error) -> Error {
     }
 }
 
-/// Names RocksDB itself creates in a database directory (a crash while creating a database
-/// can leave some of them without `CURRENT`).
-fn is_rocksdb_file(name: &str) -> bool {
-    matches!(name, "LOCK" | "IDENTITY" | "LOG")
-        || name.starts_with("LOG.old")
-        || name.starts_with("MANIFEST-")
-        || name.starts_with("OPTIONS-")
-        || [".log", ".sst", ".dbtmp", ".blob"]
-            .iter()
-            .any(|ext| name.ends_with(ext))
-}
+/// The stores open in this process, by directory, for [`RocksStore::open_shared`].
+static OPEN: Mutex<Vec<(DirKey, Weak<Inner>)>> = Mutex::new(Vec::new());
 
-/// Whether `path` holds a RocksDB database; an error if it holds anything else.
-fn inspect_directory(path: &Path) -> Result<bool> {
-    let entries = match std::fs::read_dir(path) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(source) => {
-            return Err(Error::Io {
-                op: "read directory",
-                path: path.to_path_buf(),
-                source,
-            })
-        }
-    };
-    let mut has_current = false;
-    let mut stranger = None;
-    for entry in entries {
-        let entry = entry.map_err(|source| Error::Io {
-            op: "read directory",
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == "CURRENT" {
-            has_current = true;
-        } else if !is_rocksdb_file(&name) {
-            stranger = Some(name);
-        }
-    }
-    match (has_current, stranger) {
-        (false, Some(name)) => Err(Error::Foreign {
-            path: path.to_path_buf(),
-            detail: format!(
-                "the directory is not empty (it holds {name:?}) and holds no RocksDB database"
-            ),
-        }),
-        (has_current, _) => Ok(has_current),
+fn foreign_db(path: &Path, detail: String) -> Error {
+    Error::Foreign {
+        path: path.to_path_buf(),
+        detail,
+        hint: "Open it with the program that wrote it, or give storage-rocks an empty or new \
+               directory."
+            .into(),
     }
 }
 
@@ -214,13 +185,100 @@ impl RocksStore {
 
     /// Opens (or creates) the store in directory `path`.
     ///
-    /// Errors: [`Error::Locked`] if the directory is open elsewhere, [`Error::Foreign`] if it
-    /// holds something other than a paxstore RocksDB database, [`Error::FormatVersion`] for a
-    /// database of another format version, [`Error::Rocks`] when RocksDB refuses the database
-    /// (a damaged table file or write-ahead log, for instance).
+    /// A new store's directory gets the paxstore marker (`PAXSTORE`: backend `rocks`, the
+    /// format version, a random store id) before anything else, made durable; a crash while
+    /// a store is being created leaves a directory that the next open finishes creating. An
+    /// existing directory is read first ([`identify`](crate::identify)) and refused, with
+    /// nothing in it changed, unless it is this backend's store.
+    ///
+    /// The directory is locked twice: an `flock` on its `LOCK` file (which storage-files
+    /// takes too), held until after the database is closed, and RocksDB's own lock.
+    ///
+    /// Errors: [`Error::Locked`] if the directory is open elsewhere (a second `open` in this
+    /// process included: see [`open_shared`](Self::open_shared)); [`Error::Foreign`] if it
+    /// holds something other than a storage-rocks store (another backend's, files that are
+    /// not RocksDB's, a database without the marker: see
+    /// [`RocksOptions::adopt_unmarked_store`]); [`Error::NoCurrent`] for a database that lost
+    /// its `CURRENT` file but holds data; [`Error::BadMarker`] for a damaged marker;
+    /// [`Error::FormatVersion`] for a store of another format version; [`Error::Rocks`] when
+    /// RocksDB refuses the database (a damaged table file or write-ahead log, for instance).
     pub fn open_with(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let existed = inspect_directory(&path)?;
+        let store = Self::open_unregistered(path.as_ref(), options)?;
+        store.register();
+        Ok(store)
+    }
+
+    /// Like [`open_with`](Self::open_with), but if the directory's store is already open in
+    /// this process (by any `RocksStore` or [`RocksStorage`] not yet dropped, whatever path
+    /// reached it), returns that store (a clone) instead of [`Error::Locked`]: so that code
+    /// opening logs independently, such as `paxstore::AnyStorage`, can hold several logs of
+    /// one database at once.
+    ///
+    /// A store already open keeps the options it was opened with; if its sync policy differs
+    /// from `options`', the result is [`Error::OptionsConflict`].
+    pub fn open_shared(path: impl AsRef<Path>, options: RocksOptions) -> Result<Self> {
+        let path = path.as_ref();
+        let mut open = lock(&OPEN);
+        open.retain(|(_, weak)| weak.strong_count() > 0);
+        if let Ok(key) = DirKey::of(path) {
+            let found = open
+                .iter()
+                .filter(|(k, _)| *k == key)
+                .find_map(|(_, weak)| weak.upgrade());
+            if let Some(inner) = found {
+                let theirs = inner.shared.options.sync_policy();
+                if theirs != options.sync_policy() {
+                    return Err(Error::OptionsConflict {
+                        path: path.to_path_buf(),
+                        detail: format!(
+                            "it was opened with sync policy {theirs:?}, this open asks for {:?}",
+                            options.sync_policy()
+                        ),
+                    });
+                }
+                return Ok(RocksStore { inner });
+            }
+        }
+        let store = Self::open_unregistered(path, options)?;
+        open.push((
+            store.inner.shared.lock.key().clone(),
+            Arc::downgrade(&store.inner),
+        ));
+        Ok(store)
+    }
+
+    fn register(&self) {
+        let mut open = lock(&OPEN);
+        open.retain(|(_, weak)| weak.strong_count() > 0);
+        open.push((
+            self.inner.shared.lock.key().clone(),
+            Arc::downgrade(&self.inner),
+        ));
+    }
+
+    fn open_unregistered(path: &Path, options: RocksOptions) -> Result<Self> {
+        let path = path.to_path_buf();
+        let adopt = options.adopt_unmarked();
+        let found = identify(&path, adopt)?;
+        // What the directory must look like once it is locked: nothing may have changed.
+        let expected = match &found {
+            Found::Nothing => {
+                ensure_dir(&path)?;
+                Found::Unfinished(write_marker(&path)?)
+            }
+            other => other.clone(),
+        };
+        let dir_lock = dirlock::lock(&path)?;
+        let again = identify(&path, adopt)?;
+        if again != expected {
+            return Err(Error::Locked {
+                path,
+                detail: "the directory changed while it was being opened (another process \
+                         created or opened a store in it at the same time)"
+                    .into(),
+            });
+        }
+        let existed = matches!(expected, Found::Store(_) | Found::Unmarked);
         let cache = Cache::new_lru_cache(options.block_cache_size());
         let db_options = options.db_options();
         let log_options = options.log_options(&cache);
@@ -232,30 +290,30 @@ impl RocksStore {
             let names = Db::list_cf(&db_options, &path)
                 .map_err(|e| open_error(&path, "list column families", e))?;
             if !names.iter().any(|n| n == META_CF) {
-                return Err(Error::Foreign {
-                    path,
-                    detail: format!(
-                        "a RocksDB database without the {META_CF:?} column family (it has {names:?})"
+                return Err(foreign_db(
+                    &path,
+                    format!(
+                        "a RocksDB database without the {META_CF:?} column family (it has \
+                         {names:?})"
                     ),
-                });
+                ));
             }
             for name in names {
                 let cf_options = if name == META_CF {
                     meta_options.clone()
                 } else if let Some(log) = name.strip_prefix(LOG_CF_PREFIX) {
-                    validate_name(log).map_err(|_| Error::Foreign {
-                        path: path.clone(),
-                        detail: format!("column family {name:?} is not a paxstore log"),
+                    validate_name(log).map_err(|_| {
+                        foreign_db(
+                            &path,
+                            format!("column family {name:?} is not a paxstore log"),
+                        )
                     })?;
                     log_cfs.push(log.to_string());
                     log_options.clone()
                 } else if name == DEFAULT_CF {
                     db_options.clone()
                 } else {
-                    return Err(Error::Foreign {
-                        path,
-                        detail: format!("unknown column family {name:?}"),
-                    });
+                    return Err(foreign_db(&path, format!("unknown column family {name:?}")));
                 };
                 descriptors.push(ColumnFamilyDescriptor::new(name, cf_options));
             }
@@ -269,6 +327,7 @@ impl RocksStore {
         write_opts.set_sync(options.sync_policy().is_durable());
         let mut synced = WriteOptions::default();
         synced.set_sync(true);
+        let marker = expected.marker().cloned();
         let shared = Arc::new(Shared {
             db,
             path,
@@ -280,9 +339,18 @@ impl RocksStore {
             reclaim_lock: Mutex::new(()),
             drop_epoch: AtomicU64::new(0),
             reclaim_error: Mutex::new(None),
+            // Replaced below when an unmarked database is adopted.
+            marker: Mutex::new(marker.clone()),
             _cache: cache,
+            lock: dir_lock,
         });
         shared.check_format()?;
+        if marker.is_none() {
+            // Adoption: the database is a paxstore one (its column families and format record
+            // say so); only now is the marker written.
+            let written = write_marker(&shared.path)?;
+            *lock(&shared.marker) = Some(written);
+        }
         shared.drop_orphan_logs(&log_cfs)?;
 
         let (tx, rx) = mpsc::channel();
@@ -301,6 +369,19 @@ impl RocksStore {
                 reclaimer: Some(Reclaimer { tx, thread }),
             }),
         })
+    }
+
+    /// The store's marker: backend `rocks`, format version, and the store id drawn at
+    /// creation.
+    pub fn marker(&self) -> Marker {
+        lock(&self.inner.shared.marker)
+            .clone()
+            .unwrap_or_else(|| Marker {
+                // Unreachable: open fails unless the store has a marker by the time it returns.
+                backend: BACKEND.into(),
+                format: FORMAT_VERSION,
+                store_id: 0,
+            })
     }
 
     /// Opens the log `name`, creating it if it does not exist.
@@ -503,15 +584,14 @@ impl Shared {
         match record {
             Some(bytes) => {
                 let (magic, version): (String, u32) = codec::decode("format record", &bytes)
-                    .map_err(|e| Error::Foreign {
-                        path: self.path.clone(),
-                        detail: format!("unreadable format record: {e}"),
+                    .map_err(|e| {
+                        foreign_db(&self.path, format!("unreadable format record: {e}"))
                     })?;
                 if magic != MAGIC {
-                    return Err(Error::Foreign {
-                        path: self.path.clone(),
-                        detail: format!("format record names {magic:?}"),
-                    });
+                    return Err(foreign_db(
+                        &self.path,
+                        format!("format record names {magic:?}"),
+                    ));
                 }
                 if version != FORMAT_VERSION {
                     return Err(Error::FormatVersion {

@@ -326,6 +326,11 @@ fn foreign_directories_and_databases_are_refused() {
     }
     let err = RocksStore::open(dir.path()).unwrap_err();
     assert!(matches!(err, Error::Foreign { .. }), "{err}");
+    assert!(err.to_string().contains("no `PAXSTORE` marker"), "{err}");
+    // Even when asked to adopt an unmarked database, only a paxstore one is taken.
+    let err = RocksStore::open_with(dir.path(), RocksOptions::new().adopt_unmarked_store(true))
+        .unwrap_err();
+    assert!(matches!(err, Error::Foreign { .. }), "{err}");
     assert!(err.to_string().contains("paxstore.meta"), "{err}");
 
     // Our layout, another format version.
