@@ -7,6 +7,21 @@
 //! | `rocks:<dir>` | `storage_rocks::RocksStorage`, the single log of the database in `<dir>` (feature `rocks`) |
 //! | `rocks:<dir>#<log>` | the log named `<log>` of the database in `<dir>` (many logs share one database) |
 //!
+//! In a `rocks:` spec the first single `#` separates the directory from the log name, and a
+//! `#` that is part of the directory's path is written twice: `rocks:/data/a##b#shard-1` is
+//! log `shard-1` of the database in `/data/a#b`, and `rocks:/data/a##b` its single log. (Log
+//! names never contain `#`; a second single `#` is an error.) [`StorageSpec`]'s `Display`
+//! writes specs this way, so a printed spec parses back to the same spec. `files:` paths are
+//! taken verbatim, `#` included.
+//!
+//! Opening `rocks:<dir>#<log>` when `<dir>` does not exist but a directory named
+//! `<dir>#<log>` does is refused ([`AnyError::AmbiguousSpec`]): that spec most likely meant
+//! the directory whose name holds a `#`, and opening it as written would create a new, empty
+//! store.
+//!
+//! Several `rocks:` specs naming logs of one database can be open at once in one process:
+//! they share the database (`storage_rocks::RocksStore::open_shared`).
+//!
 //! Parsing does not depend on the features: a spec naming a backend this build does not
 //! include parses, and [`AnyStorage::open`] then fails with [`AnyError::NotCompiledIn`],
 //! which names the cargo feature to enable.
@@ -156,13 +171,43 @@ impl fmt::Display for StorageSpec {
         match self {
             StorageSpec::Memory => f.write_str("memory"),
             StorageSpec::Files(p) => write!(f, "files:{}", p.display()),
-            StorageSpec::Rocks { path, log: None } => write!(f, "rocks:{}", path.display()),
-            StorageSpec::Rocks {
-                path,
-                log: Some(log),
-            } => write!(f, "rocks:{}#{log}", path.display()),
+            StorageSpec::Rocks { path, log } => {
+                let path = path.display().to_string().replace('#', "##");
+                match log {
+                    None => write!(f, "rocks:{path}"),
+                    Some(log) => write!(f, "rocks:{path}#{log}"),
+                }
+            }
         }
     }
+}
+
+/// Splits the rest of a `rocks:` spec into the directory (with `##` read as `#`) and the log
+/// name after the first single `#`.
+fn split_rocks(rest: &str) -> Result<(String, Option<String>), &'static str> {
+    let mut path = String::new();
+    let mut chars = rest.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c != '#' {
+            path.push(c);
+        } else if chars.peek().is_some_and(|&(_, c)| c == '#') {
+            chars.next();
+            path.push('#');
+        } else {
+            let log = &rest[i + 1..];
+            if log.is_empty() {
+                return Err("empty log name after `#` (write `##` for a `#` in the path)");
+            }
+            if log.contains('#') {
+                return Err(
+                    "a second `#` after the log's `#` (log names never contain `#`; write `##` \
+                     for a `#` in the path)",
+                );
+            }
+            return Ok((path, Some(log.to_string())));
+        }
+    }
+    Ok((path, None))
 }
 
 impl FromStr for StorageSpec {
@@ -183,15 +228,7 @@ impl FromStr for StorageSpec {
             ("files", Some(path)) if !path.is_empty() => Ok(StorageSpec::Files(path.into())),
             ("files", _) => Err(invalid("expected `files:<dir>`")),
             ("rocks", Some(rest)) => {
-                let (path, log) = match rest.rsplit_once('#') {
-                    Some((path, log)) => {
-                        if log.is_empty() {
-                            return Err(invalid("empty log name after `#`"));
-                        }
-                        (path, Some(log.to_string()))
-                    }
-                    None => (rest, None),
-                };
+                let (path, log) = split_rocks(rest).map_err(invalid)?;
                 if path.is_empty() {
                     return Err(invalid("expected `rocks:<dir>` or `rocks:<dir>#<log>`"));
                 }
@@ -231,6 +268,25 @@ pub enum AnyError {
         spec: String,
         /// What is wrong.
         reason: String,
+    },
+    /// `rocks:<dir>#<log>` names a directory that does not exist while `<dir>#<log>` does: the
+    /// spec most likely meant that directory (write `##` for a `#` in a path). Nothing was
+    /// created.
+    #[error(
+        "storage spec {spec:?}: {} does not exist, but {} does; a `#` in a rocks spec starts \
+         the log name, so write `##` for a `#` in the path ({suggested:?}), or create {} first \
+         if you meant a log in it",
+        dir.display(), other.display(), dir.display()
+    )]
+    AmbiguousSpec {
+        /// The whole spec.
+        spec: String,
+        /// The directory the spec names.
+        dir: PathBuf,
+        /// The existing directory it probably meant.
+        other: PathBuf,
+        /// The spec for that directory.
+        suggested: String,
     },
     /// The spec names a backend this build does not include.
     #[error(
@@ -319,11 +375,29 @@ where
             )?)),
             #[cfg(feature = "rocks")]
             StorageSpec::Rocks { path, log } => {
+                if let Some(name) = log {
+                    let mut joined = path.as_os_str().to_owned();
+                    joined.push("#");
+                    joined.push(name);
+                    let other = PathBuf::from(joined);
+                    if !path.exists() && other.is_dir() {
+                        return Err(AnyError::AmbiguousSpec {
+                            spec: spec.to_string(),
+                            dir: path.clone(),
+                            suggested: StorageSpec::Rocks {
+                                path: other.clone(),
+                                log: None,
+                            }
+                            .to_string(),
+                            other,
+                        });
+                    }
+                }
                 let opts = storage_rocks::RocksOptions::new().store_options(options);
-                Ok(AnyStorage::Rocks(match log {
-                    None => storage_rocks::RocksStorage::open_with(path, opts)?,
-                    Some(name) => storage_rocks::RocksStore::open_with(path, opts)?.log(name)?,
-                }))
+                // Shared: several logs of one database can be open at once in this process.
+                let store = storage_rocks::RocksStore::open_shared(path, opts)?;
+                let name = log.as_deref().unwrap_or(storage_rocks::SINGLE_LOG);
+                Ok(AnyStorage::Rocks(store.log(name)?))
             }
             #[allow(unreachable_patterns)]
             _ => {
@@ -458,11 +532,58 @@ mod tests {
                     log: None,
                 },
             ),
+            (
+                "rocks:/d##x",
+                StorageSpec::Rocks {
+                    path: "/d#x".into(),
+                    log: None,
+                },
+            ),
+            (
+                "rocks:/d#x",
+                StorageSpec::Rocks {
+                    path: "/d".into(),
+                    log: Some("x".into()),
+                },
+            ),
+            (
+                "rocks:/a##b###shard-1",
+                StorageSpec::Rocks {
+                    path: "/a#b#".into(),
+                    log: Some("shard-1".into()),
+                },
+            ),
+            ("files:/d#x", StorageSpec::Files("/d#x".into())),
         ];
         for (text, spec) in cases {
             assert_eq!(text.parse::<StorageSpec>().unwrap(), spec, "{text}");
             let printed = spec.to_string();
             assert_eq!(printed.parse::<StorageSpec>().unwrap(), spec, "{printed}");
+        }
+    }
+
+    #[test]
+    fn every_rocks_spec_prints_and_parses_back() {
+        let paths = [
+            "/d",
+            "/d#x",
+            "#",
+            "##",
+            "/a#",
+            "#/a",
+            "/a##b#",
+            "rel/x#y#z",
+            "/%23",
+        ];
+        for path in paths {
+            for log in [None, Some("x"), Some("shard-7")] {
+                let spec = StorageSpec::Rocks {
+                    path: path.into(),
+                    log: log.map(str::to_string),
+                };
+                let printed = spec.to_string();
+                assert_eq!(printed.parse::<StorageSpec>().unwrap(), spec, "{printed}");
+            }
         }
     }
 
@@ -475,6 +596,8 @@ mod tests {
             ("files", "expected `files:<dir>`"),
             ("rocks:", "expected `rocks:<dir>`"),
             ("rocks:/db#", "empty log name"),
+            ("rocks:/a#b#c", "a second `#`"),
+            ("rocks:#x", "expected `rocks:<dir>`"),
             ("memory:/x", "takes no path"),
         ] {
             let err = text.parse::<StorageSpec>().unwrap_err().to_string();
