@@ -12,16 +12,23 @@
 //! - **rocks** (`storage-rocks`, feature `rocks`): the database opened read-only, every column
 //!   family scanned with block checksums verified, each log's metadata decoded.
 //!
+//! Both start from the store marker (`PAXSTORE`, see `storage_core::identity`): the backend it
+//! names is the backend examined, and the [`Summary`] shows it (backend, format, store id). A
+//! store without its marker, with a damaged one, or with files in its directory that are not
+//! its backend's is reported as a problem: the backends refuse to open such a directory.
+//!
 //! The result is a [`Summary`]: what is stored, the parts (files, column families) with their
 //! sizes, [`Problem`]s (corruption, each naming the file and, where there is one, the offset)
 //! and notes (harmless findings such as a torn final record, which the next open cuts off).
-//! A directory that cannot be read at all, holds no store, or holds a format version this
-//! build does not read is an [`Unreadable`] error.
+//! A directory that cannot be read at all, that cannot be identified as a store (an empty
+//! one, one holding only `LOCK`, a RocksDB database that lost its `CURRENT` file), or holds a
+//! format version this build does not read is an [`Unreadable`] error: never a clean result.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use omnipaxos::ballot_leader_election::Ballot;
+use storage_core::identity::{Marker, MARKER_FILE};
 
 use crate::any::Backend;
 
@@ -105,6 +112,8 @@ pub struct Summary {
     pub dir: PathBuf,
     /// The on-disk format version.
     pub format_version: u32,
+    /// The store marker, if the directory has a readable one (its absence is a problem).
+    pub marker: Option<Marker>,
     /// The logs stored (one for `files`, one per column family for `rocks`).
     pub logs: Vec<LogSummary>,
     /// Files or column families, with sizes.
@@ -126,30 +135,115 @@ impl Summary {
     }
 }
 
-/// Which backend wrote `dir`, from the files in it.
-pub fn detect(dir: &Path) -> Result<Backend, Unreadable> {
+/// The names of the entries of directory `dir`, sorted.
+fn list(dir: &Path) -> Result<Vec<String>, Unreadable> {
     let meta = std::fs::metadata(dir).map_err(|e| unreadable(dir, e.to_string()))?;
     if !meta.is_dir() {
         return Err(unreadable(dir, "not a directory"));
     }
-    let names: Vec<String> = std::fs::read_dir(dir)
-        .map_err(|e| unreadable(dir, e.to_string()))?
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| unreadable(dir, e.to_string()))? {
+        let e = e.map_err(|e| unreadable(dir, e.to_string()))?;
+        names.push(e.file_name().to_string_lossy().into_owned());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The marker of `dir`: `None` if there is no marker file, `Some(Err)` if it cannot be read.
+fn read_marker(dir: &Path) -> Option<Result<Marker, String>> {
+    let path = dir.join(MARKER_FILE);
+    match std::fs::read(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => Some(Err(e.to_string())),
+        Ok(bytes) => Some(Marker::decode(&bytes).map_err(|e| e.to_string())),
+    }
+}
+
+/// Which backend wrote `dir`: the one its marker names; for a directory without a readable
+/// marker, the one whose files it holds (a RocksDB `CURRENT` file, storage-files segments).
+/// A directory that holds neither (an empty one, one holding only `LOCK`) is [`Unreadable`].
+pub fn detect(dir: &Path) -> Result<Backend, Unreadable> {
+    let names = list(dir)?;
+    if let Some(Ok(marker)) = read_marker(dir) {
+        return match marker.backend.as_str() {
+            "files" => Ok(Backend::Files),
+            "rocks" => Ok(Backend::Rocks),
+            other => Err(unreadable(
+                dir,
+                format!("its marker names a backend this build does not know: {other:?}"),
+            )),
+        };
+    }
     if names.iter().any(|n| n == "CURRENT") {
         return Ok(Backend::Rocks);
     }
     if names
         .iter()
-        .any(|n| n == "LOCK" || n.starts_with("seg-") && n.ends_with(".log"))
+        .any(|n| n.starts_with("seg-") && n.ends_with(".log"))
     {
         return Ok(Backend::Files);
     }
+    let held = if names.is_empty() {
+        "it is empty".to_string()
+    } else {
+        let mut shown: Vec<String> = names.iter().take(6).map(|n| format!("`{n}`")).collect();
+        if names.len() > 6 {
+            shown.push(format!("and {} more", names.len() - 6));
+        }
+        format!("it holds {}", shown.join(", "))
+    };
     Err(unreadable(
         dir,
-        "holds no paxstore store (no segment files, no RocksDB database)",
+        format!(
+            "cannot identify a paxstore store: no `{MARKER_FILE}` marker, no segment files, no \
+             RocksDB database ({held})"
+        ),
     ))
+}
+
+#[cfg_attr(not(any(feature = "files", feature = "rocks")), allow(dead_code))]
+/// The marker as found, for a store of `backend` whose own format version is `format`: the
+/// marker if it is sound, and the problem to report otherwise.
+fn check_marker(
+    dir: &Path,
+    backend: Backend,
+    format: u32,
+    adopt: &str,
+) -> Result<(Option<Marker>, Option<Problem>), Unreadable> {
+    let file = dir.join(MARKER_FILE);
+    let problem = |reason: String| Problem {
+        file: file.clone(),
+        offset: None,
+        reason,
+    };
+    Ok(match read_marker(dir) {
+        None => (
+            None,
+            Some(problem(format!(
+                "missing: the {backend} backend refuses to open a store without its marker; if \
+                 this is the store's directory, open it once with {adopt}"
+            ))),
+        ),
+        Some(Err(e)) => (
+            None,
+            Some(problem(format!(
+                "damaged ({e}): the {backend} backend refuses to open the store"
+            ))),
+        ),
+        Some(Ok(m)) => {
+            if m.format != format {
+                return Err(unreadable(
+                    dir,
+                    format!(
+                        "its marker says format version {}, this build reads version {format}",
+                        m.format
+                    ),
+                ));
+            }
+            (Some(m), None)
+        }
+    })
 }
 
 /// Reads and checks the store in `dir` (see the module docs).
@@ -423,13 +517,25 @@ mod files {
             match format::parse_name(&name) {
                 Some(("segment", id)) => segments.push((id, name)),
                 Some((_, id)) => snapshots.push((id, name)),
-                None if name == storage_files::LOCK_FILE => {}
-                None if name.ends_with(".tmp") => w.notes.push(format!(
+                None if name == storage_files::LOCK_FILE || name == MARKER_FILE => {}
+                None if format::is_own_name(&name) => w.notes.push(format!(
                     "{name}: a file being created when the store last stopped (deleted at the next open)"
                 )),
-                None => w.notes.push(format!("{name}: not a paxstore file (ignored)")),
+                None => w.problem(
+                    &name,
+                    None,
+                    "not a storage-files file: storage-files refuses to open a directory that \
+                     holds it (move it out of the store's directory)",
+                ),
             }
         }
+        let (marker, missing) = check_marker(
+            dir,
+            Backend::Files,
+            format::FORMAT_VERSION,
+            "`FilesOptions::adopt_unmarked_store(true)`",
+        )?;
+        w.problems.extend(missing);
         segments.sort();
         snapshots.sort();
         for pair in segments.windows(2) {
@@ -555,6 +661,7 @@ mod files {
             backend: Backend::Files,
             dir: dir.to_path_buf(),
             format_version: format::FORMAT_VERSION,
+            marker,
             logs: vec![log],
             parts,
             records_checked: w.records,
@@ -590,6 +697,35 @@ mod rocks {
     }
 
     pub(super) fn examine(dir: &Path) -> Result<Summary, Unreadable> {
+        let names = list(dir)?;
+        if !names.iter().any(|n| n == "CURRENT") {
+            // Without CURRENT, RocksDB cannot say what the database holds; say what open does.
+            let reason = match storage_rocks::identify(dir, true) {
+                Err(e) => e.to_string(),
+                Ok(_) => "a storage-rocks store whose creation was cut short before RocksDB \
+                          wrote its CURRENT file: it holds no data yet (the next open creates an \
+                          empty database in it)"
+                    .into(),
+            };
+            return Err(unreadable(dir, reason));
+        }
+        let mut problems = Vec::new();
+        for name in names.iter().filter(|n| !storage_rocks::is_own_file_name(n)) {
+            problems.push(Problem {
+                file: dir.join(name),
+                offset: None,
+                reason: "neither a RocksDB nor a storage-rocks file: storage-rocks refuses to \
+                         open a directory that holds it (move it out of the store's directory)"
+                    .into(),
+            });
+        }
+        let (marker, missing) = check_marker(
+            dir,
+            Backend::Rocks,
+            storage_rocks::FORMAT_VERSION,
+            "`RocksOptions::adopt_unmarked_store(true)`",
+        )?;
+        problems.extend(missing);
         // The database options storage-rocks opens with: they must agree on how the MANIFEST
         // tracks write-ahead-log files (RocksDB's read-only recovery crashes otherwise).
         let opts: Options = storage_rocks::RocksOptions::new().db_options();
@@ -608,7 +744,6 @@ mod rocks {
         let meta = db
             .cf_handle(META_CF)
             .ok_or_else(|| unreadable(dir, "the metadata column family cannot be opened"))?;
-        let mut problems = Vec::new();
         let mut notes = Vec::new();
         let problem = |problems: &mut Vec<Problem>, reason: String| {
             problems.push(Problem {
@@ -710,7 +845,10 @@ mod rocks {
         let wal: u64 = std::fs::read_dir(dir)
             .map(|d| {
                 d.filter_map(|e| e.ok())
-                    .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                    .filter(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        name.ends_with(".log") && storage_rocks::is_rocksdb_file_name(&name)
+                    })
                     .filter_map(|e| e.metadata().ok())
                     .map(|m| m.len())
                     .sum()
@@ -813,6 +951,7 @@ mod rocks {
             backend: Backend::Rocks,
             dir: dir.to_path_buf(),
             format_version,
+            marker,
             logs,
             parts,
             records_checked: records,

@@ -138,13 +138,87 @@ fn verify_finds_a_flipped_byte_and_says_where() {
 }
 
 #[test]
-fn verify_of_an_unreadable_directory_exits_2() {
+fn verify_never_calls_an_unidentifiable_directory_clean() {
     let out = paxstore(&["verify", "/nonexistent/paxstore-store"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    // An empty directory, and one holding only LOCK (a RocksDB directory that lost
+    // everything else, CURRENT included): exit 3, never "clean".
     let empty = tempfile::tempdir().unwrap();
     let out = paxstore(&["verify", empty.path().to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("no paxstore store"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(text(&out).contains("cannot identify"), "{}", text(&out));
+    assert!(text(&out).contains("it is empty"), "{}", text(&out));
+    let lock_only = tempfile::tempdir().unwrap();
+    std::fs::write(lock_only.path().join("LOCK"), b"").unwrap();
+    for cmd in ["verify", "inspect"] {
+        let out = paxstore(&[cmd, lock_only.path().to_str().unwrap()]);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(3), "{cmd}: {said}");
+        assert!(
+            said.contains("cannot identify") && said.contains("`LOCK`"),
+            "{said}"
+        );
+        assert!(!said.contains("clean"), "{said}");
+    }
+}
+
+#[test]
+fn verify_exit_codes_are_distinct_from_usage_errors_and_documented() {
+    let usage = paxstore(&["verify"]);
+    assert_eq!(usage.status.code(), Some(2), "{}", text(&usage));
+    let unknown = paxstore(&["verify", "--no-such-flag", "/tmp"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
+    let help = text(&paxstore(&["verify", "--help"]));
+    for needle in [
+        "0: clean",
+        "1: corrupt",
+        "3: unreadable",
+        "2 is reserved for usage errors",
+    ] {
+        assert!(help.contains(needle), "{needle:?} not in:\n{help}");
+    }
+    let help = text(&paxstore(&["inspect", "--help"]));
+    assert!(help.contains("3: the directory cannot be read"), "{help}");
+}
+
+#[cfg(feature = "files")]
+#[test]
+fn inspect_and_verify_show_the_files_marker_and_report_its_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    files_store(dir.path());
+    let id = {
+        let s = storage_files::FilesStorage::<KeyValue>::open(
+            dir.path(),
+            storage_files::FilesOptions::new(),
+        )
+        .unwrap();
+        s.marker().store_id
+    };
+    let id = format!("store id {id:032x}");
+    for cmd in ["inspect", "verify"] {
+        let out = paxstore(&[cmd, dir.path().to_str().unwrap()]);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {said}");
+        assert!(said.contains("backend files, format 1"), "{cmd}: {said}");
+        assert!(said.contains(&id), "{cmd}: {id} not in {said}");
+    }
+    // A file storage-files refuses to open beside: a problem, not a note.
+    std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+    let out = paxstore(&["verify", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("notes.txt: not a storage-files file"),
+        "{}",
+        text(&out)
+    );
+    std::fs::remove_file(dir.path().join("notes.txt")).unwrap();
+    // The marker deleted: open refuses the store, so verify does not call it clean.
+    std::fs::remove_file(dir.path().join("PAXSTORE")).unwrap();
+    let out = paxstore(&["verify", dir.path().to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("PAXSTORE: missing"), "{said}");
+    assert!(said.contains("adopt_unmarked_store"), "{said}");
 }
 
 #[test]
@@ -207,6 +281,21 @@ fn torture_loses_nothing_on_every_persistent_backend() {
     assert_eq!(out.status.code(), Some(2), "memory cannot be tortured");
 }
 
+/// Every file under `dir` (recursively) with its bytes.
+fn tree(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.insert(p.clone(), Vec::new());
+            out.extend(tree(&p));
+        } else {
+            out.insert(p.clone(), std::fs::read(&p).unwrap());
+        }
+    }
+    out
+}
+
 #[test]
 fn torture_seed_repeats_the_kill_points_and_a_missing_lazyfs_is_not_a_store_failure() {
     let dir = tempfile::tempdir().unwrap();
@@ -267,6 +356,14 @@ fn torture_seed_repeats_the_kill_points_and_a_missing_lazyfs_is_not_a_store_fail
 #[test]
 fn bench_quick_prints_one_table() {
     let dir = tempfile::tempdir().unwrap();
+    // What a user may keep in the directory given: bench must not touch it, even under the
+    // names of the backends.
+    for sub in ["files", "rocks", "memory"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        std::fs::write(dir.path().join(sub).join("precious"), sub.as_bytes()).unwrap();
+    }
+    std::fs::write(dir.path().join("precious"), b"mine").unwrap();
+    let before = tree(dir.path());
     let mut args = vec![
         "bench",
         "--size",
@@ -291,11 +388,23 @@ fn bench_quick_prints_one_table() {
     ] {
         assert!(said.contains(needle), "{needle:?} not in:\n{said}");
     }
+    assert!(
+        said.contains(&format!(
+            "stores in {}/paxstore-bench-",
+            dir.path().display()
+        )),
+        "{said}"
+    );
+    assert_eq!(
+        tree(dir.path()),
+        before,
+        "bench changed what it did not create"
+    );
 }
 
 /// A RocksDB store whose entries reached table files (small memtables force flushes).
 #[cfg(feature = "rocks")]
-fn rocks_store(dir: &Path) {
+fn rocks_store(dir: &Path) -> storage_core::identity::Marker {
     use storage_rocks::{RocksOptions, RocksStorage};
     let mut s =
         RocksStorage::<KeyValue>::open_with(dir, RocksOptions::new().write_buffer_bytes(64 << 10))
@@ -314,13 +423,14 @@ fn rocks_store(dir: &Path) {
     }
     s.write_atomically(vec![StorageOp::Trim(100), StorageOp::SetCompactedIdx(100)])
         .unwrap();
+    s.store().marker()
 }
 
 #[cfg(feature = "rocks")]
 #[test]
 fn rocks_inspect_and_verify() {
     let dir = tempfile::tempdir().unwrap();
-    rocks_store(dir.path());
+    let marker = rocks_store(dir.path());
     let inspect = paxstore(&["inspect", dir.path().to_str().unwrap()]);
     let shown = text(&inspect);
     assert_eq!(inspect.status.code(), Some(0), "{shown}");
@@ -336,6 +446,10 @@ fn rocks_inspect_and_verify() {
     }
     let clean = paxstore(&["verify", dir.path().to_str().unwrap()]);
     assert_eq!(clean.status.code(), Some(0), "{}", text(&clean));
+    // Both show the marker.
+    let id = format!("backend rocks, format 1, store id {:032x}", marker.store_id);
+    assert!(shown.contains(&id), "{id} not in:\n{shown}");
+    assert!(text(&clean).contains(&id), "{id} not in:\n{}", text(&clean));
 
     // Flip one byte in the middle of the largest table file.
     let sst = std::fs::read_dir(dir.path())
@@ -354,4 +468,37 @@ fn rocks_inspect_and_verify() {
     let name = sst.file_name().unwrap().to_str().unwrap();
     assert!(said.contains(name), "names the table file:\n{said}");
     assert!(said.contains("offset"), "and the offset:\n{said}");
+}
+
+#[cfg(feature = "rocks")]
+#[test]
+fn rocks_verify_refuses_to_call_damaged_identities_clean() {
+    // A file RocksDB does not write: open refuses the directory, verify reports it.
+    let dir = tempfile::tempdir().unwrap();
+    rocks_store(dir.path());
+    std::fs::write(dir.path().join("seg-0000000000000001.log"), b"x").unwrap();
+    let out = paxstore(&["verify", dir.path().to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("seg-0000000000000001.log: neither a RocksDB"),
+        "{said}"
+    );
+    std::fs::remove_file(dir.path().join("seg-0000000000000001.log")).unwrap();
+
+    // The marker deleted.
+    std::fs::remove_file(dir.path().join("PAXSTORE")).unwrap();
+    let out = paxstore(&["verify", dir.path().to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("PAXSTORE: missing"), "{said}");
+
+    // CURRENT deleted: the database cannot be identified; verify says why open refuses it.
+    let dir = tempfile::tempdir().unwrap();
+    rocks_store(dir.path());
+    std::fs::remove_file(dir.path().join("CURRENT")).unwrap();
+    let out = paxstore(&["verify", dir.path().to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{said}");
+    assert!(said.contains("without its CURRENT file"), "{said}");
 }

@@ -36,8 +36,10 @@ pub struct BenchArgs {
     /// Run size.
     #[arg(long, value_enum, default_value_t = Size::Medium)]
     size: Size,
-    /// Where the stores are created (must be a real disk: fsync matters). Default: a
-    /// temporary directory.
+    /// Where the stores are created (must be a real disk: fsync matters): bench creates a
+    /// fresh subdirectory `paxstore-bench-XXXXXX` in it (and `DIR` itself if missing), works
+    /// only there and removes it at the end; nothing else in `DIR` is touched. Default: the
+    /// system's temporary directory.
     #[arg(long)]
     dir: Option<PathBuf>,
     /// Also print the machine-readable `RESULT ...` line of every measurement.
@@ -156,20 +158,31 @@ pub fn run(args: BenchArgs) -> ExitCode {
         args.backends.clone()
     };
     let sizes = sizes(args.size);
-    let _temp;
-    let root = match &args.dir {
-        Some(d) => d.clone(),
-        None => match tempfile::Builder::new().prefix("paxstore-bench-").tempdir() {
-            Ok(t) => {
-                _temp = t;
-                _temp.path().to_path_buf()
-            }
-            Err(e) => {
-                eprintln!("paxstore bench: creating a temporary directory: {e}");
+    // Always a fresh directory of our own: bench deletes only what it created.
+    let parent = match &args.dir {
+        Some(d) => {
+            if let Err(e) = std::fs::create_dir_all(d) {
+                eprintln!("paxstore bench: creating {}: {e}", d.display());
                 return ExitCode::from(2);
             }
-        },
+            d.clone()
+        }
+        None => std::env::temp_dir(),
     };
+    let temp = match tempfile::Builder::new()
+        .prefix("paxstore-bench-")
+        .tempdir_in(&parent)
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!(
+                "paxstore bench: creating a fresh directory in {}: {e}",
+                parent.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let root = temp.path().to_path_buf();
     println!(
         "paxstore bench: {:?} sizes, backends {}, stores in {}",
         args.size,
@@ -184,8 +197,8 @@ pub fn run(args: BenchArgs) -> ExitCode {
     for &backend in &backends {
         let t = Instant::now();
         eprint!("  running {backend}...");
+        // Inside our fresh directory, so new: created here, and the only thing removed below.
         let dir = root.join(backend.name());
-        let _ = std::fs::remove_dir_all(&dir);
         match run_backend(backend, &dir, &sizes) {
             Ok(ms) => {
                 eprintln!(" {:.1} s", t.elapsed().as_secs_f64());

@@ -3,6 +3,20 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+/// The exit code of `inspect` and `verify` for a directory that cannot be read or identified
+/// as a store (clap's usage errors exit with 2).
+pub const UNREADABLE: u8 = 3;
+
+fn marker_line(s: &Summary) -> String {
+    match &s.marker {
+        Some(m) => format!(
+            "backend {}, format {}, store id {:032x}",
+            m.backend, m.format, m.store_id
+        ),
+        None => "none readable (see the problems below)".into(),
+    }
+}
+
 use paxstore::inspect::{describe_ballot, examine, Summary};
 use paxstore::util::human_bytes;
 
@@ -10,6 +24,7 @@ fn print_summary(s: &Summary) {
     println!("store:          {}", s.dir.display());
     println!("backend:        {}", s.backend);
     println!("format version: {}", s.format_version);
+    println!("marker:         {}", marker_line(s));
     for log in &s.logs {
         println!("log {:?}:", log.name);
         println!(
@@ -51,7 +66,7 @@ fn print_summary(s: &Summary) {
     }
 }
 
-/// `paxstore inspect DIR`: exit 0 if clean, 1 with problems, 2 unreadable.
+/// `paxstore inspect DIR`: exit 0 if clean, 1 with problems, 3 unreadable or unidentifiable.
 pub fn inspect(dir: &Path) -> ExitCode {
     match examine(dir) {
         Ok(s) => {
@@ -67,12 +82,12 @@ pub fn inspect(dir: &Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("paxstore inspect: cannot read {e}");
-            ExitCode::from(2)
+            ExitCode::from(UNREADABLE)
         }
     }
 }
 
-/// `paxstore verify DIR`: exit 0 clean, 1 corrupt, 2 unreadable.
+/// `paxstore verify DIR`: exit 0 clean, 1 corrupt, 3 unreadable or unidentifiable.
 pub fn verify(dir: &Path) -> ExitCode {
     match examine(dir) {
         Ok(s) => {
@@ -80,6 +95,7 @@ pub fn verify(dir: &Path) -> ExitCode {
                 println!("note: {n}");
             }
             if s.is_clean() {
+                println!("marker: {}", marker_line(&s));
                 println!(
                     "{}: clean ({} store, {} records and {} entries checked)",
                     s.dir.display(),
@@ -89,6 +105,7 @@ pub fn verify(dir: &Path) -> ExitCode {
                 );
                 ExitCode::SUCCESS
             } else {
+                println!("marker: {}", marker_line(&s));
                 for p in &s.problems {
                     println!("CORRUPT: {p}");
                 }
@@ -105,7 +122,7 @@ pub fn verify(dir: &Path) -> ExitCode {
         }
         Err(e) => {
             eprintln!("paxstore verify: UNREADABLE: {e}");
-            ExitCode::from(2)
+            ExitCode::from(UNREADABLE)
         }
     }
 }

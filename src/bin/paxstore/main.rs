@@ -35,11 +35,16 @@ enum Command {
     /// snapshot-plus-truncate, reads, reopen) over the chosen backends, as one table with
     /// ratios to the first backend.
     Bench(bench::BenchArgs),
-    /// Show what a store directory holds: backend, format version, log bounds, compacted and
-    /// decided index, promise, stop-sign, snapshot size, files or column families.
+    /// Show what a store directory holds: backend, format version, marker (store id), log
+    /// bounds, compacted and decided index, promise, stop-sign, snapshot size, files or column
+    /// families. Exit code 0: clean; 1: problems found; 3: the directory cannot be read or
+    /// identified as a store (2 is a usage error).
     Inspect(DirArg),
-    /// Read everything in a store directory and check every checksum. Exit code 0: clean;
-    /// 1: corrupt (each problem names the file and offset); 2: unreadable.
+    /// Read everything in a store directory and check every checksum and the store marker.
+    /// Exit code 0: clean; 1: corrupt (each problem names the file and offset); 3: unreadable,
+    /// or not identifiable as a store (an empty directory, one holding only LOCK, a RocksDB
+    /// database without CURRENT): never "clean" for those. Exit code 2 is reserved for usage
+    /// errors (a missing or unknown argument).
     Verify(DirArg),
     /// Repeatedly run a child process that applies random OmniPaxos-shaped batches, kill it
     /// with SIGKILL at a random moment, reopen the store and check that every acknowledged
