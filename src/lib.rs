@@ -8,7 +8,8 @@
 //!   re-exported under its own module: [`memory`] (always), `files` (feature `files`, on by
 //!   default), `rocks` (feature `rocks`, opt-in: it builds RocksDB's C++);
 //! - **at run time**, from a string such as `memory`, `files:/var/lib/app/log` or
-//!   `rocks:/var/lib/app/db#shard-7`: [`AnyStorage<T>`].
+//!   `rocks:/var/lib/app/db#shard-7` (`#` starts the log name; `##` is a `#` in the path: see
+//!   [`any`]): [`AnyStorage<T>`].
 //!
 //! ```
 //! use omnipaxos::storage::Storage;
