@@ -3,7 +3,9 @@
 //! [`examine`] reads a store directory without opening the store (no lock is taken, nothing is
 //! written, a torn tail is not cut off) and checks everything it reads:
 //!
-//! - **files** (`storage-files`, see its `FORMAT.md`): segment ids consecutive; every segment
+//! - **files** (`storage-files`, see its `FORMAT.md`): segments below a gap in the ids are
+//!   dead, as storage-files' open takes them (a note), and the run of consecutive ids that ends
+//!   at the newest segment must hold the log's entries; every segment
 //!   header and its checksum; every record's checksum and every entry's own checksum; batch
 //!   bodies decoded; every segment but the newest sealed, with a seal record and a trailer
 //!   that agree; snapshot files' headers, lengths and checksums; the snapshot the metadata
@@ -538,24 +540,41 @@ mod files {
         w.problems.extend(missing);
         segments.sort();
         snapshots.sort();
-        for pair in segments.windows(2) {
-            if pair[1].0 != pair[0].0 + 1 {
-                let missing = format::segment_name(pair[0].0 + 1);
-                w.problem(
-                    &missing,
-                    None,
-                    format!(
-                        "segment missing: ids jump from {} to {}",
-                        pair[0].0, pair[1].0
-                    ),
-                );
-            }
-        }
+        // As storage-files' open does: segments below the last gap in the ids are dead (their
+        // deletion was interrupted; the next open deletes them); the live log is the run of
+        // consecutive ids that ends at the newest segment, and it must hold the log's entries.
+        let live_from = segments
+            .windows(2)
+            .rposition(|pair| pair[1].0 != pair[0].0 + 1)
+            .map_or(0, |i| i + 1);
+        let dead: Vec<(u64, String)> = segments.drain(..live_from).collect();
         let mut parts = Vec::new();
+        for (_, name) in &dead {
+            parts.push(Part {
+                name: name.clone(),
+                bytes: sizes.get(name).copied().unwrap_or(0),
+                detail: "dead: below a gap in the segment ids (a trim's deletion was \
+                         interrupted); deleted at the next open"
+                    .into(),
+            });
+        }
+        if let Some((_, first_dead)) = dead.first() {
+            w.notes.push(format!(
+                "{} dead segment(s) from {first_dead} below a gap in the segment ids (the \
+                 next open deletes them)",
+                dead.len()
+            ));
+        }
+        let mut first_live_index = None;
         let mut meta = None;
         for (k, (id, name)) in segments.iter().enumerate() {
             let path = dir.join(name);
             let bytes = std::fs::read(&path).map_err(|e| unreadable(&path, e.to_string()))?;
+            if k == 0 {
+                first_live_index = format::decode_header(&bytes)
+                    .ok()
+                    .map(|(h, _)| h.first_index);
+            }
             let detail = segment(
                 &mut w,
                 name,
@@ -571,6 +590,20 @@ mod files {
             });
         }
         let meta = meta.unwrap_or_default();
+        if let (Some(from), Some((id, _))) = (first_live_index, segments.first()) {
+            if meta.first < from && meta.first < meta.next {
+                let missing = format::segment_name(id.saturating_sub(1));
+                w.problem(
+                    &missing,
+                    None,
+                    format!(
+                        "segment missing: the log holds entries from {}, but the oldest \
+                         segment of the live run starts at entry {from}",
+                        meta.first
+                    ),
+                );
+            }
+        }
         let referenced = meta.snapshot;
         for (id, name) in &snapshots {
             let path = dir.join(name);

@@ -502,3 +502,65 @@ fn rocks_verify_refuses_to_call_damaged_identities_clean() {
     assert_eq!(out.status.code(), Some(3), "{said}");
     assert!(said.contains("without its CURRENT file"), "{said}");
 }
+
+/// A files store whose oldest segments were deleted by a trim, and the segment file names
+/// left, oldest first.
+#[cfg(feature = "files")]
+fn trimmed_files_store(dir: &Path) -> Vec<String> {
+    use storage_files::{FilesOptions, FilesStorage};
+    let mut s =
+        FilesStorage::<KeyValue>::open(dir, FilesOptions::new().segment_size(64 << 10)).unwrap();
+    for b in 0..100 {
+        let at = b * 10;
+        s.write_atomically(vec![
+            StorageOp::AppendEntries(
+                (at..at + 10)
+                    .map(|i| KeyValue::new("k", i as u64, 300))
+                    .collect(),
+            ),
+            StorageOp::SetDecidedIndex(at + 10),
+        ])
+        .unwrap();
+    }
+    s.write_atomically(vec![StorageOp::Trim(650), StorageOp::SetCompactedIdx(650)])
+        .unwrap();
+    s.wait_for_purge().unwrap();
+    drop(s);
+    let mut segments: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("seg-"))
+        .collect();
+    segments.sort();
+    segments
+}
+
+#[cfg(feature = "files")]
+#[test]
+fn verify_takes_segments_below_a_gap_for_dead_as_open_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let segments = trimmed_files_store(dir.path());
+    let id = |name: &str| -> u64 {
+        name.trim_start_matches("seg-")
+            .trim_end_matches(".log")
+            .parse()
+            .unwrap()
+    };
+    let oldest = id(&segments[0]);
+    assert!(oldest >= 3 && segments.len() >= 2, "{segments:?}");
+    // A dead segment below a gap: a deletion that failed.
+    let dead = format!("seg-{:016}.log", oldest - 2);
+    std::fs::copy(dir.path().join(&segments[0]), dir.path().join(&dead)).unwrap();
+    let out = paxstore(&["verify", dir.path().to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("dead segment"), "{said}");
+    // The store opens, as verify said, and the dead segment goes.
+    drop(storage_files::FilesStorage::<KeyValue>::open(dir.path(), Default::default()).unwrap());
+    // A live segment missing: the oldest of the live run.
+    std::fs::remove_file(dir.path().join(&segments[0])).unwrap();
+    let out = paxstore(&["verify", dir.path().to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("segment missing"), "{said}");
+}
