@@ -44,7 +44,8 @@ pub(crate) const LOG_FORMAT_VERSION: u32 = 1;
 /// A `RocksStore` is cheap to clone (a reference count) and can be shared across threads;
 /// the database closes when the last clone and the last [`RocksStorage`] opened from it are
 /// dropped. A directory can be open in one `RocksStore` (and its clones) at a time: a second
-/// opener, in this process or another, gets [`Error::Locked`].
+/// opener, in this process or another, gets [`Error::Locked`], except that
+/// [`RocksStore::open_shared`] returns (a clone of) the store already open in this process.
 ///
 /// ```
 /// use omnipaxos::storage::Storage;
