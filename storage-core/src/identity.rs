@@ -72,7 +72,7 @@ impl Marker {
         let crc = crc_line
             .strip_prefix("crc32c: ")
             .and_then(|l| l.strip_suffix('\n'))
-            .filter(|h| h.len() == 8 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .filter(|h| h.len() == 8 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
             .and_then(|h| u32::from_str_radix(h, 16).ok())
             .ok_or_else(|| err("unreadable checksum line"))?;
         if crc32c::crc32c(body.as_bytes()) != crc {
@@ -156,5 +156,23 @@ mod tests {
             assert!(Marker::decode(&bytes[..len]).is_err());
         }
         assert!(Marker::decode(b"CURRENT").is_err());
+    }
+
+    #[test]
+    fn the_checksum_is_lowercase_hex_only() {
+        // Flipping bit 0x20 of a hex letter changes its case: the checksum line must not read
+        // the same then (the CRC covers every byte before it, not the line itself).
+        let mut uppercased = 0;
+        for _ in 0..64 {
+            let bytes = Marker::new("files", 1).encode();
+            let text = String::from_utf8(bytes).unwrap();
+            let at = text.rfind("crc32c: ").unwrap() + "crc32c: ".len();
+            let upper = format!("{}{}", &text[..at], text[at..].to_uppercase());
+            if upper != text {
+                uppercased += 1;
+                assert!(Marker::decode(upper.as_bytes()).is_err(), "{upper}");
+            }
+        }
+        assert!(uppercased > 0);
     }
 }
