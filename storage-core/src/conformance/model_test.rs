@@ -244,17 +244,19 @@ pub fn sequences() -> impl Strategy<Value = Vec<Step>> {
 }
 
 /// The payload length of the entries of a step with size draw `draw`: half the draws a few
-/// bytes, a quarter up to 4 KiB, a quarter between `max / 2` and `max`.
+/// bytes, a quarter up to 4 KiB, a quarter between `max / 2` and `max` (never above `max`;
+/// entries then add up to 36 bytes each so that neighbours differ).
 pub fn payload_len(draw: u16, max: usize) -> usize {
     let d = draw as usize;
-    match d % 8 {
+    let len = match d % 8 {
         0..=3 => d % 48,
-        4 | 5 => (256 + d % 4096).min(max),
+        4 | 5 => 256 + d % 4096,
         _ => {
             let half = max / 2;
             half + d % (max - half + 1)
         }
-    }
+    };
+    len.min(max)
 }
 
 /// The entry payload bytes a sequence appends (at most; some appends may be refused).

@@ -77,6 +77,8 @@ pub struct Subject<H: Harness> {
     store: Option<H::Store>,
     model: Model<KeyValue>,
     history: Vec<String>,
+    /// Whether each call is followed by a read of the whole log (see [`Subject::bulk`]).
+    whole_log_reads: bool,
 }
 
 impl<H: Harness> Subject<H> {
@@ -90,6 +92,7 @@ impl<H: Harness> Subject<H> {
             store: Some(store),
             model: Model::new(),
             history: Vec::new(),
+            whole_log_reads: true,
         };
         s.verify("fresh store")?;
         Ok(s)
@@ -188,12 +191,28 @@ impl<H: Harness> Subject<H> {
                 return Err(self.fail(format!("{desc} succeeded but the contract rejects it")))
             }
         }
-        self.verify(&desc)
+        if self.whole_log_reads {
+            self.verify(&desc)
+        } else {
+            verify_reads(self.store(), &self.model, false)
+                .map_err(|m| self.fail(format!("after {desc}: {m}")))
+        }
     }
 
     /// Compares every read of the store with the model.
     pub fn verify(&self, ctx: &str) -> CaseResult<()> {
         verify_store(self.store(), &self.model).map_err(|m| self.fail(format!("after {ctx}: {m}")))
+    }
+
+    /// Runs `f` with the reads after each call limited to the metadata, the length and
+    /// windows around both bounds (no read of the whole log), then compares every read: for
+    /// loading long logs without a quadratic cost.
+    pub fn bulk(&mut self, f: impl FnOnce(&mut Self) -> CaseResult<()>) -> CaseResult<()> {
+        self.whole_log_reads = false;
+        let result = f(self);
+        self.whole_log_reads = true;
+        result?;
+        self.verify("the bulk load")
     }
 
     /// Checks one `get_entries` read against the model and against `expect_values` (the `value`
@@ -275,6 +294,15 @@ pub fn verify_store<S: Storage<KeyValue>>(
     store: &S,
     model: &Model<KeyValue>,
 ) -> Result<(), String> {
+    verify_reads(store, model, true)
+}
+
+/// [`verify_store`], optionally without the reads of the whole log.
+fn verify_reads<S: Storage<KeyValue>>(
+    store: &S,
+    model: &Model<KeyValue>,
+    whole_log: bool,
+) -> Result<(), String> {
     macro_rules! get {
         ($call:expr, $name:expr) => {
             $call.map_err(|e| format!("{} failed: {e}", $name))?
@@ -327,6 +355,21 @@ pub fn verify_store<S: Storage<KeyValue>>(
         "get_log_len()"
     );
 
+    if whole_log {
+        verify_whole_log(store, model)?;
+    }
+    verify_windows(store, model)
+}
+
+fn verify_whole_log<S: Storage<KeyValue>>(
+    store: &S,
+    model: &Model<KeyValue>,
+) -> Result<(), String> {
+    macro_rules! get {
+        ($call:expr, $name:expr) => {
+            $call.map_err(|e| format!("{} failed: {e}", $name))?
+        };
+    }
     let (first, next) = (model.first, model.next);
     let whole = get!(store.get_entries(first, next), "get_entries(first, next)");
     if whole.len() != model.log_len() || whole.iter().ne(model.log.values()) {
@@ -346,7 +389,17 @@ pub fn verify_store<S: Storage<KeyValue>>(
             whole.len()
         ));
     }
-    // Reads at and around both bounds; windows only, so that long logs stay cheap to check.
+    Ok(())
+}
+
+/// Reads at and around both bounds; windows only, so that long logs stay cheap to check.
+fn verify_windows<S: Storage<KeyValue>>(store: &S, model: &Model<KeyValue>) -> Result<(), String> {
+    macro_rules! get {
+        ($call:expr, $name:expr) => {
+            $call.map_err(|e| format!("{} failed: {e}", $name))?
+        };
+    }
+    let (first, next) = (model.first, model.next);
     let mut points = vec![
         0,
         1,
