@@ -39,8 +39,10 @@
 //! and after each kill the parent writes `lazyfs::clear-cache` to the fault FIFO and waits for
 //! LazyFS's confirmation on the completion FIFO before anything reopens the store: every
 //! acknowledged write must have been synced. The test checks that the directory lies on a FUSE
-//! mount and must be the only user of the FIFOs while it runs. `PAXSTORE_CRASH_DIR` alone
-//! just moves the stores (to test a particular disk).
+//! mount. A power loss hits every process writing to the mount, so the crash tests of one
+//! process take turns, and no other process may use the mount or the FIFOs meanwhile (run test
+//! binaries one at a time, as `cargo test` does). `PAXSTORE_CRASH_DIR` alone just moves the
+//! stores (to test a particular disk).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -519,6 +521,13 @@ where
             "crash test: 0 rounds ({ITERATIONS_ENV}=0) checks nothing"
         ));
     }
+    // A power loss drops the unsynced writes of every process on the mount, so crash tests
+    // of one process (libtest runs them in parallel) take their power losses one at a time.
+    static POWER_LOSS_TESTS: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = match config.power_loss {
+        Some(_) => Some(POWER_LOSS_TESTS.lock().unwrap_or_else(|e| e.into_inner())),
+        None => None,
+    };
     let power = match &config.power_loss {
         Some(p) => Some(LazyFs::connect(p, config.dir.as_deref())?),
         None => None,
