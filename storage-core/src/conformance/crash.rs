@@ -524,10 +524,10 @@ where
     // A power loss drops the unsynced writes of every process on the mount, so crash tests
     // of one process (libtest runs them in parallel) take their power losses one at a time.
     static POWER_LOSS_TESTS: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = match config.power_loss {
-        Some(_) => Some(POWER_LOSS_TESTS.lock().unwrap_or_else(|e| e.into_inner())),
-        None => None,
-    };
+    let _one_at_a_time = config
+        .power_loss
+        .as_ref()
+        .map(|_| POWER_LOSS_TESTS.lock().unwrap_or_else(|e| e.into_inner()));
     let power = match &config.power_loss {
         Some(p) => Some(LazyFs::connect(p, config.dir.as_deref())?),
         None => None,
