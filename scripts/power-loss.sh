@@ -366,6 +366,49 @@ run_job files-small-segments safe "$iterations" --backend files --segment-size 2
 run_job rocks safe "$iterations" --backend rocks || status=1
 run_job files-sync-never lossy "$never_iterations" --backend files --sync never || status=1
 run_job rocks-sync-never lossy "$never_iterations" --backend rocks --sync never || status=1
+
+# The conformance suite's crash tests in their power-loss mode (storage_core::conformance::crash):
+# every persistent backend, directly and through AnyStorage, with a power cut after each kill.
+# The test binaries were built by the CI test command; a LazyFS death is retried like above.
+run_conformance() {
+    local attempt out rc t0=$SECONDS
+    for attempt in 1 2 3 4; do
+        out="$work/conformance.$attempt.out"
+        mkdir -p "$mnt/crash.$attempt"
+        echo
+        echo "== conformance crash tests in power-loss mode (attempt $attempt)"
+        rc=0
+        PAXSTORE_CRASH_DIR="$mnt/crash.$attempt" PAXSTORE_CRASH_LAZYFS_FIFO="$fifo" \
+            PAXSTORE_CRASH_LAZYFS_DONE="$done_fifo" \
+            cargo test --all-features --test conformance --test any_conformance -- \
+            crash_sigkill --nocapture > "$out" 2>&1 || rc=$?
+        grep -E '^test .*crash|crash test:|test result' "$out" || true
+        if [ "$rc" -eq 0 ]; then
+            local n
+            n=$(grep -c 'crash test:' "$out" || true)
+            summary+=("$(printf '%-22s %d crash tests passed with a power cut after every kill (%d s)' "conformance:" "$n" $((SECONDS - t0)))")
+            return 0
+        fi
+        if lazyfs_ok; then
+            tail -n 40 "$out"
+            failed=1
+            summary+=("conformance: FAILED: a crash test failed in power-loss mode ($out)")
+            return 1
+        fi
+        deaths=$((deaths + 1))
+        echo "power-loss: LazyFS died during the conformance crash tests: death $deaths"
+        show_lazyfs_log
+        unmount_lazyfs
+        if [ "$deaths" -gt "$max_deaths" ]; then
+            failed=1
+            summary+=("conformance: LazyFS died $deaths times, gave up")
+            return 1
+        fi
+        mount_lazyfs
+    done
+    return 1
+}
+run_conformance || status=1
 unmount_lazyfs
 
 echo
