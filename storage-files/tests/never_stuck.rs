@@ -41,14 +41,20 @@ fn append(store: &mut Store, model: &mut Model<KeyValue>, n: usize) {
     store.append_entries(v).unwrap();
 }
 
-#[test]
-fn a_failed_unlink_then_more_trims_then_reopen() {
+/// A store of 30 batches of 4 entries (about ten segments).
+fn filled_store() -> (SimFs, Store, Model<KeyValue>) {
     let fs = SimFs::new();
     let mut store = Store::open(DIR, opts(&fs)).unwrap();
     let mut model = Model::new();
     for _ in 0..30 {
         append(&mut store, &mut model, 4);
     }
+    (fs, store, model)
+}
+
+#[test]
+fn a_failed_unlink_then_more_trims_then_reopen() {
+    let (fs, mut store, mut model) = filled_store();
     let before = segments(&fs);
     assert!(before.len() >= 8, "{before:?}");
     // The first segment's deletion fails; the trim itself succeeds.
@@ -87,12 +93,7 @@ fn a_failed_unlink_then_more_trims_then_reopen() {
 
 #[test]
 fn a_gap_left_at_reopen_is_cleaned_up_by_open() {
-    let fs = SimFs::new();
-    let mut store = Store::open(DIR, opts(&fs)).unwrap();
-    let mut model = Model::new();
-    for _ in 0..30 {
-        append(&mut store, &mut model, 4);
-    }
+    let (fs, mut store, mut model) = filled_store();
     let before = segments(&fs);
     fs.trigger("unlink", Trigger::Fail);
     let t = model.next - 3;
@@ -110,12 +111,7 @@ fn a_gap_left_at_reopen_is_cleaned_up_by_open() {
 
 #[test]
 fn a_missing_live_segment_is_still_corruption() {
-    let fs = SimFs::new();
-    let mut store = Store::open(DIR, opts(&fs)).unwrap();
-    let mut model = Model::new();
-    for _ in 0..30 {
-        append(&mut store, &mut model, 4);
-    }
+    let (fs, store, _) = filled_store();
     drop(store);
     let segs = segments(&fs);
     // Lose a segment in the middle of the live log.

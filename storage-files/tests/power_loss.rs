@@ -400,6 +400,22 @@ fn reopen_holds(fs: &SimFs, want: &[&Model<KeyValue>], label: &str) -> Store {
     store
 }
 
+/// The process on `fs` was killed holding `model`: a reopen must hold it, acknowledge batch
+/// `k`, and keep both through a power loss.
+fn kill_reopen_write_lose_power(fs: &SimFs, model: &Model<KeyValue>, k: usize) {
+    let killed = fs.kill();
+    let mut store = reopen_holds(&killed, &[model], "after the kill");
+    let ops = batch(k, model);
+    let mut after = model.clone();
+    after
+        .apply_batch(&ops.iter().map(clone_op).collect::<Vec<_>>())
+        .unwrap();
+    store.write_atomically(ops).unwrap();
+    drop(store);
+    let lost = killed.power_loss(CrashPattern::DropAll);
+    reopen_holds(&lost, &[&after], "after the kill, a write and a power loss");
+}
+
 /// Finding 1: killed between a record's write and its fdatasync, the next open replayed the
 /// record from the page cache and deleted the old snapshot file; a power loss then took the
 /// record and left the store unopenable.
@@ -446,17 +462,7 @@ fn finding_1_reopen_syncs_an_unsynced_seal() {
         "the seal's set_len ran before the crash"
     );
     drop(store);
-    let killed = fs2.kill();
-    let mut store = reopen_holds(&killed, &[&model], "after the kill");
-    let ops = batch(40, &model);
-    let mut after = model.clone();
-    after
-        .apply_batch(&ops.iter().map(clone_op).collect::<Vec<_>>())
-        .unwrap();
-    store.write_atomically(ops).unwrap();
-    drop(store);
-    let lost = killed.power_loss(CrashPattern::DropAll);
-    reopen_holds(&lost, &[&after], "after the kill, a write and a power loss");
+    kill_reopen_write_lose_power(&fs2, &model, 40);
 }
 
 /// Finding 1, the rename: killed after a new segment was renamed into place but before the
@@ -477,17 +483,7 @@ fn finding_1_reopen_syncs_an_unsynced_rename() {
         "the new segment was renamed into place before the crash"
     );
     drop(store);
-    let killed = fs.kill();
-    let mut store = reopen_holds(&killed, &[&model], "after the kill");
-    let ops = batch(41, &model);
-    let mut after = model.clone();
-    after
-        .apply_batch(&ops.iter().map(clone_op).collect::<Vec<_>>())
-        .unwrap();
-    store.write_atomically(ops).unwrap();
-    drop(store);
-    let lost = killed.power_loss(CrashPattern::DropAll);
-    reopen_holds(&lost, &[&after], "after the kill, a write and a power loss");
+    kill_reopen_write_lose_power(&fs, &model, 41);
 }
 
 /// Finding 2: under `SyncPolicy::Never` a trim deleted segments before its record was
