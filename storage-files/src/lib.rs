@@ -38,6 +38,7 @@
 
 #![deny(missing_docs)]
 
+mod crc_range;
 mod engine;
 pub mod env;
 pub mod error;

@@ -453,6 +453,10 @@ fn open_sealed(engine: &mut Engine, id: u64) -> Result<()> {
 /// Whether a complete record with a valid checksum starts anywhere at or after `from`: then
 /// damage before it is corruption, not a torn final write (which leaves only zeros, or
 /// nothing, after itself).
+///
+/// Linear in the buffer whatever its bytes: each candidate offset's checksum comes from
+/// prefix checksums ([`RangeCrc`](crate::crc_range::RangeCrc)) in constant time, and only a
+/// candidate whose checksum matches is parsed in full.
 fn valid_record_after(buf: &[u8], from: usize) -> bool {
     // A record's kind byte is not zero, so it starts at least a header before the last
     // non-zero byte.
@@ -462,8 +466,22 @@ fn valid_record_after(buf: &[u8], from: usize) -> bool {
     let Some(last_start) = (end + 1).checked_sub(format::RECORD_HEADER) else {
         return false;
     };
+    if from > last_start {
+        return false;
+    }
+    let crcs = crate::crc_range::RangeCrc::new(buf);
     (from..=last_start).any(|p| {
-        matches!(buf[p + 8], format::KIND_BATCH | format::KIND_SEAL)
+        if !matches!(buf[p + 8], format::KIND_BATCH | format::KIND_SEAL) {
+            return false;
+        }
+        let len = u32::from_le_bytes([buf[p], buf[p + 1], buf[p + 2], buf[p + 3]]) as usize;
+        let Some(e) = (p + format::RECORD_HEADER)
+            .checked_add(len)
+            .filter(|&e| e <= buf.len())
+        else {
+            return false;
+        };
+        crcs.record_crc_matches(p, e)
             && matches!(format::parse_frame(&buf[p..]), Frame::Record { .. })
     })
 }
