@@ -29,7 +29,7 @@ use std::sync::Arc;
 use omnipaxos::storage::{Storage, StorageOp};
 use storage_core::conformance::cases::{ballot, stopsign};
 use storage_core::conformance::crash::batch;
-use storage_core::conformance::{clone_op, verify_store};
+use storage_core::conformance::{call_single_op, clone_op, verify_store};
 use storage_core::kv::{KVSnapshot, KeyValue};
 use storage_core::model::Model;
 use storage_files::env::{CrashPattern, SimFs, Trigger};
@@ -94,16 +94,7 @@ fn call(store: &mut Store, s: Step) -> Result<(), String> {
         let Some(op) = s.ops.into_iter().next() else {
             return Ok(());
         };
-        match op {
-            StorageOp::AppendEntries(v) => store.append_entries(v),
-            StorageOp::AppendOnPrefix(i, v) => store.append_on_prefix(i, v),
-            StorageOp::SetPromise(b) => store.set_promise(b),
-            StorageOp::SetAcceptedRound(b) => store.set_accepted_round(b),
-            StorageOp::SetDecidedIndex(i) => store.set_decided_idx(i),
-            StorageOp::Trim(i) => store.trim(i),
-            StorageOp::SetStopsign(s) => store.set_stopsign(s),
-            other => store.write_atomically(vec![other]),
-        }
+        call_single_op(store, op)
     } else {
         store.write_atomically(s.ops)
     };

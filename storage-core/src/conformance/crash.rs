@@ -219,18 +219,7 @@ pub fn apply_step<S: Storage<KeyValue>>(store: &mut S, step: CrashStep) -> Stora
     let Some(op) = ops.pop() else {
         return Ok(());
     };
-    match op {
-        StorageOp::AppendEntry(e) => store.append_entry(e),
-        StorageOp::AppendEntries(v) => store.append_entries(v),
-        StorageOp::AppendOnPrefix(i, v) => store.append_on_prefix(i, v),
-        StorageOp::SetPromise(b) => store.set_promise(b),
-        StorageOp::SetDecidedIndex(i) => store.set_decided_idx(i),
-        StorageOp::SetAcceptedRound(b) => store.set_accepted_round(b),
-        StorageOp::SetCompactedIdx(i) => store.set_compacted_idx(i),
-        StorageOp::Trim(i) => store.trim(i),
-        StorageOp::SetStopsign(s) => store.set_stopsign(s),
-        StorageOp::SetSnapshot(s) => store.set_snapshot(s),
-    }
+    super::call_single_op(store, op)
 }
 
 /// The model after steps `0..n`.

@@ -51,7 +51,7 @@ pub mod crash;
 pub mod model_test;
 mod subject;
 
-pub use subject::{clone_op, describe, verify_store, Subject};
+pub use subject::{call_single_op, clone_op, describe, verify_store, Subject};
 
 use crate::{kv::KeyValue, MemoryStorage};
 

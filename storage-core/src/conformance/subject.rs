@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use omnipaxos::storage::{Storage, StorageOp};
+use omnipaxos::storage::{Entry, Storage, StorageOp, StorageResult};
 
 use super::{CaseResult, Failure, Harness};
 use crate::{kv::KeyValue, model::Model};
@@ -136,18 +136,7 @@ impl<H: Harness> Subject<H> {
         let mut staged = self.model.clone();
         let expected = staged.apply(&op);
         let store = self.store_mut();
-        let got = match op {
-            StorageOp::AppendEntry(e) => store.append_entry(e),
-            StorageOp::AppendEntries(v) => store.append_entries(v),
-            StorageOp::AppendOnPrefix(i, v) => store.append_on_prefix(i, v),
-            StorageOp::SetPromise(b) => store.set_promise(b),
-            StorageOp::SetDecidedIndex(i) => store.set_decided_idx(i),
-            StorageOp::SetAcceptedRound(b) => store.set_accepted_round(b),
-            StorageOp::SetCompactedIdx(i) => store.set_compacted_idx(i),
-            StorageOp::Trim(i) => store.trim(i),
-            StorageOp::SetStopsign(s) => store.set_stopsign(s),
-            StorageOp::SetSnapshot(s) => store.set_snapshot(s),
-        };
+        let got = call_single_op(store, op);
         self.settle(desc, expected.is_ok(), encodable, got, staged)
     }
 
@@ -441,4 +430,25 @@ fn verify_windows<S: Storage<KeyValue>>(store: &S, model: &Model<KeyValue>) -> R
         }
     }
     Ok(())
+}
+
+/// Applies one op through the `Storage` method that matches it (`append_entry`,
+/// `set_promise`, `trim`, ...), not through `write_atomically`: how OmniPaxos makes most of
+/// its writes.
+pub fn call_single_op<T: Entry, S: Storage<T>>(
+    store: &mut S,
+    op: StorageOp<T>,
+) -> StorageResult<()> {
+    match op {
+        StorageOp::AppendEntry(e) => store.append_entry(e),
+        StorageOp::AppendEntries(v) => store.append_entries(v),
+        StorageOp::AppendOnPrefix(i, v) => store.append_on_prefix(i, v),
+        StorageOp::SetPromise(b) => store.set_promise(b),
+        StorageOp::SetDecidedIndex(i) => store.set_decided_idx(i),
+        StorageOp::SetAcceptedRound(b) => store.set_accepted_round(b),
+        StorageOp::SetCompactedIdx(i) => store.set_compacted_idx(i),
+        StorageOp::Trim(i) => store.trim(i),
+        StorageOp::SetStopsign(s) => store.set_stopsign(s),
+        StorageOp::SetSnapshot(s) => store.set_snapshot(s),
+    }
 }
