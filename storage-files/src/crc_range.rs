@@ -134,15 +134,7 @@ mod tests {
 
     #[test]
     fn agrees_with_the_direct_checksum_at_every_offset() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut buf: Vec<u8> = (0..3000)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let mut buf = storage_core::kv::Payload::filled(7, 3000).bytes().to_vec();
         // Plant valid records at a few offsets.
         for &(p, len) in &[(3usize, 40usize), (700, 0), (1201, 1500)] {
             buf[p..p + 4].copy_from_slice(&(len as u32).to_le_bytes());

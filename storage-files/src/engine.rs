@@ -65,8 +65,6 @@ pub(crate) struct Engine {
     pub(crate) poisoned: Option<String>,
     pub(crate) next_segment_id: u64,
     pub(crate) next_snapshot_id: u64,
-    /// At open: the oldest segment read, when older ones were skipped as dead (below a gap).
-    pub(crate) stale_below: Option<u64>,
     /// The store's marker.
     pub(crate) marker: storage_core::identity::Marker,
     pub(crate) stats: Stats,
@@ -493,12 +491,6 @@ impl Engine {
             self.poison(&e);
             return Err(e);
         }
-        // The segment before it is sealed: read through the cache from now on.
-        let before = self.segments.values_mut().filter_map(|s| s.file.take());
-        let before: Vec<_> = before.collect();
-        for f in before {
-            self.cache_handle(id - 1, f);
-        }
         self.segments.insert(
             id,
             Segment {
@@ -656,7 +648,7 @@ impl Engine {
         Ok(f)
     }
 
-    fn cache_handle(&self, id: u64, f: Arc<dyn FsFile>) {
+    pub(crate) fn cache_handle(&self, id: u64, f: Arc<dyn FsFile>) {
         let mut cache = self.handles.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|(k, _)| *k != id);
         if cache.len() >= HANDLES {

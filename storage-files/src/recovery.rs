@@ -84,7 +84,6 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
         poisoned: None,
         next_segment_id: 1,
         next_snapshot_id: 1,
-        stale_below: None,
         handles: Default::default(),
         marker,
         stats: Stats::default(),
@@ -99,12 +98,13 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
         .rposition(|pair| pair[1] != pair[0] + 1)
         .map_or(0, |i| i + 1);
     let stale: Vec<u64> = segment_ids.drain(..live_from).collect();
-    engine.stale_below = segment_ids.first().copied().filter(|_| !stale.is_empty());
+    // The oldest segment read, when older ones were taken for dead.
+    let stale_below = segment_ids.first().copied().filter(|_| !stale.is_empty());
     if let Some(&last) = segment_ids.last() {
         for &id in &segment_ids[..segment_ids.len() - 1] {
             open_sealed(&mut engine, id)?;
         }
-        replay_last(&mut engine, last)?;
+        replay_last(&mut engine, last, stale_below)?;
         engine.next_segment_id = last + 1;
     }
     // What was just read may be only in the page cache (a process killed between a write
@@ -486,8 +486,9 @@ fn valid_record_after(buf: &[u8], from: usize) -> bool {
     })
 }
 
-/// The newest segment: its header's checkpoint, then every record after it.
-fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
+/// The newest segment: its header's checkpoint, then every record after it. `stale_below` is
+/// the oldest segment open read when it took older ones for dead (below a gap in the ids).
+fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result<()> {
     let path = engine.path(&format::segment_name(id));
     let file = engine
         .fs
@@ -628,7 +629,7 @@ fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
         && (first == next || engine.index.start() == Some(first));
     if !covered {
         let held = engine.index.len();
-        return Err(match engine.stale_below {
+        return Err(match stale_below {
             // The gap is not a deletion that was interrupted: a segment the log needs is gone.
             Some(oldest) => FilesError::corrupt(
                 engine.path(&format::segment_name(oldest - 1)),
@@ -652,14 +653,14 @@ fn replay_last(engine: &mut Engine, id: u64) -> Result<()> {
     }
     let size = pos as u64;
     let allocated = if cut { pos as u64 } else { len };
-    engine.segments.insert(
-        id,
-        Segment {
-            file: Some(file),
-            path,
-            size,
-        },
-    );
+    // Only the active segment keeps its own descriptor; a sealed one is read through the cache.
+    let file = if sealed {
+        engine.cache_handle(id, file);
+        None
+    } else {
+        Some(file)
+    };
+    engine.segments.insert(id, Segment { file, path, size });
     if !sealed {
         engine.active = Some(Active {
             id,
