@@ -54,9 +54,7 @@ impl Harness for AnyHarness {
             return Ok(store);
         }
         // Leaked with its lock; its files as they are now are what a kill would leave.
-        conformance::abandon(store);
-        let copy = tempfile::tempdir()?;
-        conformance::copy_dir(self.dir(), copy.path())?;
+        let copy = conformance::abandon_to_copy(store, self.dir())?;
         self.dirs.push(copy);
         open(self.backend, self.dir())
     }

@@ -55,9 +55,7 @@ mod rocks_backend {
         fn reopen_abandoned(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
             // The database stays open (leaked, with its lock); its files as they are now are
             // what a kill would leave.
-            conformance::abandon(store);
-            let copy = tempfile::tempdir()?;
-            conformance::copy_dir(self.dir(), copy.path())?;
+            let copy = conformance::abandon_to_copy(store, self.dir())?;
             self.dirs.push(copy);
             open(self.dir())
         }
@@ -126,9 +124,7 @@ mod files_backend {
         fn reopen_abandoned(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
             // Leaked with its lock and its purge thread; the files as they are now are what a
             // kill would leave.
-            conformance::abandon(store);
-            let copy = tempfile::tempdir()?;
-            conformance::copy_dir(self.dir(), copy.path())?;
+            let copy = conformance::abandon_to_copy(store, self.dir())?;
             self.dirs.push(copy);
             open(self.dir())
         }

@@ -105,6 +105,16 @@ pub fn abandon<S>(store: S) {
     std::mem::forget(store);
 }
 
+/// What a harness's `reopen_abandoned` does for a store in `dir`: leaks the store (no `Drop`,
+/// its lock still held) and copies `dir` as it is now into a fresh temporary directory, the
+/// files a kill would leave. Open the copy; keep the returned directory alive meanwhile.
+pub fn abandon_to_copy<S>(store: S, dir: &Path) -> std::io::Result<tempfile::TempDir> {
+    abandon(store);
+    let copy = tempfile::tempdir()?;
+    copy_dir(dir, copy.path())?;
+    Ok(copy)
+}
+
 /// Copies the directory tree `from` into `to` (created; regular files and directories only),
 /// reading files as they are now: what a killed process leaves on disk.
 pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {

@@ -65,15 +65,9 @@ pub fn expect_state(store: &Store, model: &Model<KeyValue>, ctx: &str) {
     }
 }
 
-/// Copies every regular file of `from` into `to` (created if missing).
+/// Copies the store directory `from` into `to` (created if missing).
 pub fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_file() {
-            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
+    storage_core::conformance::copy_dir(from, to).unwrap();
 }
 
 /// The segment files of `dir`, oldest first.
