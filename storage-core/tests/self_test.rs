@@ -802,6 +802,9 @@ mod file_store {
         Option<KVSnapshot>,
     );
 
+    /// Where `CrashBug::TornSnapshotBatch` puts the snapshot of a batch in flight.
+    const TORN: &str = "torn-snapshot";
+
     fn save(dir: &Path, name: &str, m: &Model<KeyValue>) -> StorageResult<()> {
         let image: Image = (
             m.first,
@@ -871,7 +874,13 @@ mod file_store {
         } else {
             "state"
         };
-        let model = state.unwrap_or_default();
+        let mut model = state.unwrap_or_default();
+        // The first half of a torn snapshot batch (CrashBug::TornSnapshotBatch) is part of
+        // what a reopen sees.
+        if let Ok(bytes) = std::fs::read(dir.join(TORN)) {
+            let snap: Option<KVSnapshot> = codec::decode("torn", &bytes)?;
+            model.apply(&StorageOp::SetSnapshot(snap))?;
+        }
         Ok(FileStore {
             dir: dir.to_path_buf(),
             target,
@@ -891,19 +900,24 @@ mod file_store {
             if self.bug == CrashBug::BufferedSingleOps && single {
                 return Ok(());
             }
+            let mut torn = false;
             if self.bug == CrashBug::TornSnapshotBatch && !single {
-                if let Some(snap) = ops
+                if let Some(StorageOp::SetSnapshot(snap)) = ops
                     .iter()
                     .find(|op| matches!(op, StorageOp::SetSnapshot(_)))
                 {
-                    let mut partial = self.durable.clone();
-                    let _ = partial.apply(snap);
-                    save(&self.dir, self.target, &partial)?;
+                    // The first half of the batch lands at once (a small file, so the window
+                    // opens within microseconds of the call), the rest 30 ms later.
+                    std::fs::write(self.dir.join(TORN), codec::encode("torn", snap)?)?;
+                    torn = true;
                     std::thread::sleep(std::time::Duration::from_millis(30));
                 }
             }
             let _ = self.durable.apply_batch(&ops);
             save(&self.dir, self.target, &self.durable)?;
+            if torn {
+                std::fs::remove_file(self.dir.join(TORN))?;
+            }
             self.writes += 1;
             if self.bug == CrashBug::ExitsByItself && self.writes == 25 {
                 std::process::exit(0);
@@ -1069,12 +1083,21 @@ fn crash_test_catches_writes_lost_after_a_recovery() {
 
 #[test]
 fn crash_test_kills_inside_snapshot_batches() {
-    let err = crash_on_file_store(
-        "crash_test_kills_inside_snapshot_batches",
-        CrashBug::TornSnapshotBatch,
-    )
-    .expect_err("a snapshot batch torn by a kill must fail the crash test");
-    assert!(err.contains("matches neither"), "{err}");
+    // Whether a kill lands inside the torn window depends on scheduling: on a loaded machine
+    // one run of six rounds can miss it. Three runs missing it all means the crash test does
+    // not aim at snapshot batches.
+    for _ in 0..3 {
+        if let Err(err) = crash_on_file_store(
+            "crash_test_kills_inside_snapshot_batches",
+            CrashBug::TornSnapshotBatch,
+        ) {
+            assert!(err.contains("matches neither"), "{err}");
+            return;
+        }
+    }
+    panic!(
+        "a snapshot batch torn by a kill must fail the crash test; three runs of six rounds passed"
+    );
 }
 
 /// `Suite` with a crash opener runs the named cases, the random test and the crash test, and
