@@ -315,8 +315,8 @@ pub enum AnyError {
 /// delegating every call.
 ///
 /// ```
-/// use paxstore::{AnyStorage, Backend, cluster::KvCommand};
-/// let store = AnyStorage::<KvCommand>::open("memory").unwrap();
+/// use paxstore::{AnyStorage, Backend, storage_core::kv::KeyValue};
+/// let store = AnyStorage::<KeyValue>::open("memory").unwrap();
 /// assert_eq!(store.backend(), Backend::Memory);
 /// ```
 // A store is opened once and then used in place: the size of the largest variant costs
@@ -613,7 +613,7 @@ mod tests {
             }
             let spec = backend.spec(Path::new("/nonexistent"));
             let err =
-                AnyStorage::<crate::cluster::KvCommand>::open_spec(&spec, StoreOptions::default())
+                AnyStorage::<storage_core::kv::KeyValue>::open_spec(&spec, StoreOptions::default())
                     .unwrap_err();
             assert!(matches!(err, AnyError::NotCompiledIn { .. }));
             assert!(err

@@ -59,8 +59,6 @@ use omnipaxos::{
 use serde::{Deserialize, Serialize};
 use std::{
     collections::BTreeMap,
-    error::Error,
-    fmt,
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -166,25 +164,35 @@ impl KvState {
 }
 
 /// Errors returned by [`Cluster`].
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
     /// The cluster needs at least two stores (OmniPaxos rejects one-node clusters).
+    #[error("a cluster needs at least 2 nodes, got {0}")]
     TooFewNodes(usize),
     /// OmniPaxos rejected the configuration of a node.
-    Config(ConfigError),
+    #[error("invalid OmniPaxos configuration: {0}")]
+    Config(#[from] ConfigError),
     /// The pid is not part of the cluster configuration.
+    #[error("node {0} is not part of the cluster")]
     UnknownNode(NodeId),
     /// The node is stopped (taken out of the cluster).
+    #[error("node {0} is stopped")]
     NodeStopped(NodeId),
     /// The node is already running, so it cannot be restarted.
+    #[error("node {0} is already running")]
     NodeRunning(NodeId),
     /// No node is currently an accepted leader with a majority of followers.
+    #[error("no leader is currently elected")]
     NoLeader,
-    /// `append` was rejected by OmniPaxos.
+    /// `append` was rejected by OmniPaxos (its error type implements neither `Display` nor
+    /// `Error`, so it is shown with `Debug` and is not a `source`).
+    #[error("proposal rejected: {0:?}")]
     Propose(ProposeErr<KvCommand>),
     /// `trim` or `snapshot` was rejected by OmniPaxos.
-    Compaction(CompactionErr),
+    #[error("compaction rejected: {0}")]
+    Compaction(#[from] CompactionErr),
     /// A condition was not reached within the tick budget.
+    #[error("timed out after {ticks} ticks waiting for {waiting_for}")]
     Timeout {
         /// What was being waited for.
         waiting_for: String,
@@ -192,50 +200,8 @@ pub enum ClusterError {
         ticks: usize,
     },
     /// Message delivery did not become quiescent within the round budget.
+    #[error("messages still in flight after {0} delivery rounds")]
     NotQuiescent(usize),
-}
-
-impl fmt::Display for ClusterError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::TooFewNodes(n) => write!(f, "a cluster needs at least 2 nodes, got {n}"),
-            Self::Config(e) => write!(f, "invalid OmniPaxos configuration: {e}"),
-            Self::UnknownNode(pid) => write!(f, "node {pid} is not part of the cluster"),
-            Self::NodeStopped(pid) => write!(f, "node {pid} is stopped"),
-            Self::NodeRunning(pid) => write!(f, "node {pid} is already running"),
-            Self::NoLeader => write!(f, "no leader is currently elected"),
-            Self::Propose(e) => write!(f, "proposal rejected: {e:?}"),
-            Self::Compaction(e) => write!(f, "compaction rejected: {e}"),
-            Self::Timeout { waiting_for, ticks } => {
-                write!(f, "timed out after {ticks} ticks waiting for {waiting_for}")
-            }
-            Self::NotQuiescent(rounds) => {
-                write!(f, "messages still in flight after {rounds} delivery rounds")
-            }
-        }
-    }
-}
-
-impl Error for ClusterError {
-    fn source(&self) -> Option<&(dyn Error + 'static)> {
-        match self {
-            Self::Config(e) => Some(e),
-            Self::Compaction(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<ConfigError> for ClusterError {
-    fn from(e: ConfigError) -> Self {
-        Self::Config(e)
-    }
-}
-
-impl From<CompactionErr> for ClusterError {
-    fn from(e: CompactionErr) -> Self {
-        Self::Compaction(e)
-    }
 }
 
 impl From<ProposeErr<KvCommand>> for ClusterError {

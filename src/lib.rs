@@ -13,27 +13,29 @@
 //!
 //! ```
 //! use omnipaxos::storage::Storage;
-//! use paxstore::{AnyStorage, cluster::KvCommand};
+//! use paxstore::{AnyStorage, storage_core::kv::KeyValue};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! # #[cfg(feature = "files")] {
 //! let spec = format!("files:{}", dir.path().display());
-//! let mut log = AnyStorage::<KvCommand>::open(&spec).unwrap();
-//! log.append_entry(KvCommand::new("x", 1)).unwrap();
+//! let mut log = AnyStorage::<KeyValue>::open(&spec).unwrap();
+//! log.append_entry(KeyValue::new("x", 1, 16)).unwrap();
 //! assert_eq!(log.get_log_len().unwrap(), 1);
 //! # }
 //! // A backend this build does not include is a clear error, not a panic.
 //! # #[cfg(not(feature = "rocks"))]
-//! assert!(AnyStorage::<KvCommand>::open("rocks:/tmp/db").is_err());
-//! assert!(AnyStorage::<KvCommand>::open("tape:/dev/st0").is_err());
+//! assert!(AnyStorage::<KeyValue>::open("rocks:/tmp/db").is_err());
+//! assert!(AnyStorage::<KeyValue>::open("tape:/dev/st0").is_err());
 //! ```
 //!
-//! [`cluster`] runs OmniPaxos nodes in one process over any of these stores; the `paxstore`
-//! command (feature `cli`, on by default) is built on it.
+//! `cluster` (feature `cluster`, part of the default `cli`) runs OmniPaxos nodes in one
+//! process over any of these stores; the `paxstore` command (feature `cli`, on by default) is
+//! built on it.
 
 #![deny(missing_docs)]
 
 pub mod any;
+#[cfg(feature = "cluster")]
 pub mod cluster;
 #[cfg(feature = "cli")]
 pub mod inspect;

@@ -16,6 +16,9 @@
 //!
 //! # The contract, in short
 //!
+//! The whole contract, written for a backend author, is [`contract`] (`CONTRACT.md` in this
+//! crate). In short:
+//!
 //! Indices are absolute. The stored log is `[first, next)`. `get_entries(from, to)` returns the
 //! whole range or nothing; `trim(i)` drops `[first, i)` (or everything, restarting at `i`, when
 //! `i > next`); `append_on_prefix(i, v)` needs `first <= i <= next` (a no-op past the end when
@@ -24,6 +27,8 @@
 #![deny(missing_docs)]
 
 pub mod bounds;
+#[doc = include_str!("../CONTRACT.md")]
+pub mod contract {}
 pub mod codec;
 pub mod error;
 pub mod identity;

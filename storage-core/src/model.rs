@@ -1,4 +1,5 @@
-//! The reference model: the contract of DESIGN.md section 2 written for clarity, not speed.
+//! The reference model: the contract ([`contract`](crate::contract), `CONTRACT.md`) written
+//! for clarity, not speed.
 //!
 //! A `BTreeMap` from absolute index to entry, the two bounds and the metadata. Every rule is
 //! spelled out on its own, independently of the [`Bounds`](crate::bounds::Bounds) helper the
