@@ -35,24 +35,224 @@ use omnipaxos::{
     storage::{Entry, StopSign, Storage, StorageOp, StorageResult},
 };
 use serde::{de::DeserializeOwned, Serialize};
-use storage_core::{MemoryStorage, StoreOptions};
+use storage_core::StoreOptions;
 
-/// A storage backend paxstore knows, compiled in or not.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Backend {
-    /// [`MemoryStorage`]: always compiled, not persistent.
-    Memory,
-    /// The segment-file engine (`storage-files`, feature `files`).
-    Files,
-    /// RocksDB (`storage-rocks`, feature `rocks`).
-    Rocks,
+/// What follows a backend's `name:` in a spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Syntax {
+    /// Nothing: `memory`.
+    Bare,
+    /// A directory, taken verbatim: `files:<dir>`.
+    Dir,
+    /// A directory and an optional log name after the first single `#` (a `#` in the path is
+    /// written `##`): `rocks:<dir>[#<log>]`.
+    DirAndLog,
+}
+
+impl Syntax {
+    fn usage(self, name: &str) -> String {
+        match self {
+            Syntax::Bare => name.to_string(),
+            Syntax::Dir => format!("{name}:<dir>"),
+            Syntax::DirAndLog => format!("{name}:<dir>[#<log>]"),
+        }
+    }
+}
+
+/// The table of backends: the one place the facade names each backend. Each row gives the
+/// variant of [`Backend`] and [`AnyStorage`], the spec and feature name, the `cfg` under which
+/// it is compiled in, whether it persists, its spec syntax, its store type, its facade
+/// module (`src/<module>.rs`: open, reclaim, verify) and the file names that betray its
+/// directories when their marker is gone. Everything else ([`Backend`]'s methods, spec
+/// parsing and printing, [`AnyStorage`] and its dispatch, [`DefaultStorage`](crate::DefaultStorage),
+/// detection and verification in `inspect`, the command's backend lists) comes from here.
+macro_rules! backends {
+    ($(
+        $(#[doc = $doc:literal])*
+        $variant:ident {
+            name: $name:literal,
+            cfg: ($($cfg:tt)*),
+            persistent: $persistent:literal,
+            syntax: $syntax:expr,
+            store: $($store:ident)::+,
+            module: $module:ident,
+            claims: $claims:expr $(,)?
+        }
+    )*) => {
+        /// A storage backend paxstore knows, compiled in or not, in order of preference for a
+        /// default (persistent first).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Backend {
+            $( $(#[doc = $doc])* $variant, )*
+        }
+
+        impl Backend {
+            /// Every backend, compiled in or not, in order of preference for a default.
+            pub const ALL: [Backend; [$(stringify!($variant)),*].len()] = [$(Backend::$variant),*];
+
+            /// The name used in specs and on the command line (`memory`, `files`, `rocks`).
+            pub fn name(self) -> &'static str {
+                match self { $( Backend::$variant => $name, )* }
+            }
+
+            /// Whether this build includes the backend.
+            pub const fn is_compiled_in(self) -> bool {
+                match self { $( Backend::$variant => cfg!($($cfg)*), )* }
+            }
+
+            /// Whether the backend keeps its data on disk.
+            pub fn is_persistent(self) -> bool {
+                match self { $( Backend::$variant => $persistent, )* }
+            }
+
+            /// What follows `name:` in this backend's specs.
+            pub fn syntax(self) -> Syntax {
+                match self { $( Backend::$variant => $syntax, )* }
+            }
+
+            /// Whether a file named `name`, in a directory without a readable marker, says the
+            /// directory holds a store of this backend.
+            pub fn claims_file(self, name: &str) -> bool {
+                let claims: fn(&str) -> bool = match self { $( Backend::$variant => $claims, )* };
+                claims(name)
+            }
+        }
+
+        /// A store of any compiled-in backend, chosen at run time; implements [`Storage<T>`]
+        /// by delegating every call.
+        ///
+        /// ```
+        /// use paxstore::{AnyStorage, Backend, storage_core::kv::KeyValue};
+        /// let store = AnyStorage::<KeyValue>::open("memory").unwrap();
+        /// assert_eq!(store.backend(), Backend::Memory);
+        /// ```
+        // A store is opened once and then used in place: the size of the largest variant
+        // costs nothing, and boxing it would add an indirection to every call.
+        #[allow(clippy::large_enum_variant)]
+        pub enum AnyStorage<T: Entry> {
+            $(
+                $(#[doc = $doc])*
+                #[cfg($($cfg)*)]
+                $variant($($store)::+<T>),
+            )*
+        }
+
+        impl<T: Entry> AnyStorage<T> {
+            /// The backend of this store.
+            pub fn backend(&self) -> Backend {
+                match self { $( #[cfg($($cfg)*)] AnyStorage::$variant(_) => Backend::$variant, )* }
+            }
+
+
+        }
+
+        impl<T: Entry> fmt::Debug for AnyStorage<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "AnyStorage::{:?}", self.backend())
+            }
+        }
+
+        impl<T> AnyStorage<T>
+        where
+            T: Entry + Serialize + DeserializeOwned,
+            T::Snapshot: Serialize + DeserializeOwned,
+        {
+            /// Opens (or creates) the store of a parsed spec.
+            pub fn open_spec(spec: &StorageSpec, options: StoreOptions) -> Result<Self, AnyError> {
+                AnyError::check_ambiguous(spec)?;
+                match spec.backend {
+                    $(
+                        #[cfg($($cfg)*)]
+                        Backend::$variant => {
+                            crate::$module::any_open(spec, options).map(AnyStorage::$variant)
+                        }
+                    )*
+                    #[allow(unreachable_patterns)]
+                    backend => Err(AnyError::NotCompiledIn {
+                        spec: spec.to_string(),
+                        backend,
+                        feature: backend.feature(),
+                    }),
+                }
+            }
+
+            /// Gives back the disk space that trims and snapshots freed so far, and returns
+            /// once it is given back (a no-op for memory).
+            pub fn reclaim(&mut self) -> Result<(), AnyError> {
+                match self {
+                    $( #[cfg($($cfg)*)] AnyStorage::$variant(s) => crate::$module::any_reclaim(s), )*
+                }
+            }
+
+            /// Why the store refuses every call, when an earlier failure (a failed `fsync`)
+            /// poisoned it; `None` for a healthy store.
+            pub fn poisoned(&self) -> Option<String> {
+                match self {
+                    $( #[cfg($($cfg)*)] AnyStorage::$variant(s) => crate::$module::any_poisoned(s), )*
+                }
+            }
+
+            /// The store as a `Storage` trait object (every call of the trait goes through
+            /// here: one match, then the backend's own method).
+            fn inner(&self) -> &dyn Storage<T> {
+                match self { $( #[cfg($($cfg)*)] AnyStorage::$variant(s) => s, )* }
+            }
+
+            fn inner_mut(&mut self) -> &mut dyn Storage<T> {
+                match self { $( #[cfg($($cfg)*)] AnyStorage::$variant(s) => s, )* }
+            }
+        }
+
+        default_storage!(() $( [$($cfg)*] $($store)::+ , )*);
+    };
+}
+
+/// `DefaultStorage<T>`: the store type of the first compiled-in row of the table.
+macro_rules! default_storage {
+    (($($seen:tt)*) [$($cfg:tt)*] $($store:ident)::+ , $($rest:tt)*) => {
+        /// The preferred backend among those compiled in (the first row of the backend table
+        /// whose feature is on: files, then rocks, then memory).
+        #[cfg(all($($cfg)*, not(any($($seen)*))))]
+        pub type DefaultStorage<T> = $($store)::+<T>;
+        default_storage!(($($seen)* $($cfg)*,) $($rest)*);
+    };
+    (($($seen:tt)*)) => {};
+}
+
+backends! {
+    /// The segment-file engine (`paxstore-files`, feature `files`, the default).
+    Files {
+        name: "files",
+        cfg: (feature = "files"),
+        persistent: true,
+        syntax: Syntax::Dir,
+        store: storage_files::FilesStorage,
+        module: files,
+        claims: |name| name.starts_with("seg-") && name.ends_with(".log"),
+    }
+    /// RocksDB, one column family per log (`paxstore-rocks`, feature `rocks`).
+    Rocks {
+        name: "rocks",
+        cfg: (feature = "rocks"),
+        persistent: true,
+        syntax: Syntax::DirAndLog,
+        store: storage_rocks::RocksStorage,
+        module: rocks,
+        claims: |name| name == "CURRENT",
+    }
+    /// `MemoryStorage`: always compiled, not persistent.
+    Memory {
+        name: "memory",
+        cfg: (all()),
+        persistent: false,
+        syntax: Syntax::Bare,
+        store: storage_core::MemoryStorage,
+        module: memory,
+        claims: |_| false,
+    }
 }
 
 impl Backend {
-    /// Every backend, compiled in or not, in order of preference for a default (persistent
-    /// first).
-    pub const ALL: [Backend; 3] = [Backend::Files, Backend::Rocks, Backend::Memory];
-
     /// The backends this build includes, in order of preference.
     pub fn enabled() -> Vec<Backend> {
         Self::ALL
@@ -69,44 +269,45 @@ impl Backend {
             .collect()
     }
 
-    /// The name used in specs and on the command line: `memory`, `files`, `rocks`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Memory => "memory",
-            Backend::Files => "files",
-            Backend::Rocks => "rocks",
+    /// The backend of the preferred compiled-in kind (the first of [`Backend::ALL`] this build
+    /// includes): the backend of [`DefaultStorage`](crate::DefaultStorage).
+    pub const fn default_backend() -> Backend {
+        let mut i = 0;
+        while i < Self::ALL.len() {
+            if Self::ALL[i].is_compiled_in() {
+                return Self::ALL[i];
+            }
+            i += 1;
         }
+        // The memory row is always compiled in.
+        Self::ALL[Self::ALL.len() - 1]
     }
 
-    /// The cargo feature of `paxstore` that compiles this backend in.
+    /// The cargo feature of `paxstore` that compiles this backend in (its name).
     pub fn feature(self) -> &'static str {
         self.name()
     }
 
-    /// Whether this build includes the backend.
-    pub fn is_compiled_in(self) -> bool {
-        match self {
-            Backend::Memory => true,
-            Backend::Files => cfg!(feature = "files"),
-            Backend::Rocks => cfg!(feature = "rocks"),
-        }
-    }
-
-    /// Whether the backend keeps its data on disk.
-    pub fn is_persistent(self) -> bool {
-        !matches!(self, Backend::Memory)
-    }
-
-    /// The spec of a store of this backend in `dir` (`dir` is ignored for memory).
+    /// The spec of a store of this backend in `dir` (`dir` is ignored for memory; the single
+    /// log of a database).
     pub fn spec(self, dir: &Path) -> StorageSpec {
-        match self {
-            Backend::Memory => StorageSpec::Memory,
-            Backend::Files => StorageSpec::Files(dir.to_path_buf()),
-            Backend::Rocks => StorageSpec::Rocks {
-                path: dir.to_path_buf(),
-                log: None,
-            },
+        StorageSpec {
+            backend: self,
+            path: (self.syntax() != Syntax::Bare).then(|| dir.to_path_buf()),
+            log: None,
         }
+    }
+
+    fn from_name(name: &str) -> Option<Backend> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    fn usages() -> String {
+        let all: Vec<String> = Self::ALL
+            .iter()
+            .map(|b| format!("`{}`", b.syntax().usage(b.name())))
+            .collect();
+        all.join(", ")
     }
 }
 
@@ -119,72 +320,83 @@ impl fmt::Display for Backend {
 impl FromStr for Backend {
     type Err = AnyError;
     fn from_str(s: &str) -> Result<Self, AnyError> {
-        match s {
-            "memory" => Ok(Backend::Memory),
-            "files" => Ok(Backend::Files),
-            "rocks" => Ok(Backend::Rocks),
-            other => Err(AnyError::UnknownScheme {
-                spec: s.to_string(),
-                scheme: other.to_string(),
-            }),
-        }
+        Backend::from_name(s).ok_or_else(|| AnyError::UnknownScheme {
+            spec: s.to_string(),
+            scheme: s.to_string(),
+            expected: Backend::usages(),
+        })
     }
 }
 
-/// A parsed storage spec: which backend, and where.
+/// A parsed storage spec: which backend, where, and (for backends that hold many logs) which
+/// log.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageSpec {
-    /// `memory`.
-    Memory,
-    /// `files:<dir>`.
-    Files(PathBuf),
-    /// `rocks:<dir>` or `rocks:<dir>#<log>`.
-    Rocks {
-        /// The database directory.
-        path: PathBuf,
-        /// The log's name in the database; `None` for the database's single default log.
-        log: Option<String>,
-    },
+pub struct StorageSpec {
+    backend: Backend,
+    path: Option<PathBuf>,
+    log: Option<String>,
 }
 
 impl StorageSpec {
+    /// The spec of a store of `backend` in `path` (ignored for memory), naming `log` (for a
+    /// backend whose syntax has a log name; an error otherwise, or if `log` holds a `#`).
+    pub fn new(
+        backend: Backend,
+        path: impl Into<PathBuf>,
+        log: Option<&str>,
+    ) -> Result<Self, AnyError> {
+        let mut spec = backend.spec(&path.into());
+        if let Some(log) = log {
+            if backend.syntax() != Syntax::DirAndLog || log.is_empty() || log.contains('#') {
+                return Err(AnyError::InvalidSpec {
+                    spec: format!("{spec}#{log}"),
+                    reason: format!(
+                        "expected `{}` (log names are not empty and never contain `#`)",
+                        backend.syntax().usage(backend.name())
+                    ),
+                });
+            }
+            spec.log = Some(log.to_string());
+        }
+        Ok(spec)
+    }
+
     /// The backend the spec names.
     pub fn backend(&self) -> Backend {
-        match self {
-            StorageSpec::Memory => Backend::Memory,
-            StorageSpec::Files(_) => Backend::Files,
-            StorageSpec::Rocks { .. } => Backend::Rocks,
-        }
+        self.backend
     }
 
     /// The directory of a persistent store.
     pub fn path(&self) -> Option<&Path> {
-        match self {
-            StorageSpec::Memory => None,
-            StorageSpec::Files(p) | StorageSpec::Rocks { path: p, .. } => Some(p),
-        }
+        self.path.as_deref()
+    }
+
+    /// The log the spec names in a store of many logs; `None` for the store's single log.
+    pub fn log(&self) -> Option<&str> {
+        self.log.as_deref()
     }
 }
 
 impl fmt::Display for StorageSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StorageSpec::Memory => f.write_str("memory"),
-            StorageSpec::Files(p) => write!(f, "files:{}", p.display()),
-            StorageSpec::Rocks { path, log } => {
-                let path = path.display().to_string().replace('#', "##");
-                match log {
-                    None => write!(f, "rocks:{path}"),
-                    Some(log) => write!(f, "rocks:{path}#{log}"),
+        let name = self.backend.name();
+        match (self.backend.syntax(), &self.path) {
+            (Syntax::Bare, _) | (_, None) => f.write_str(name),
+            (Syntax::Dir, Some(p)) => write!(f, "{name}:{}", p.display()),
+            (Syntax::DirAndLog, Some(p)) => {
+                let path = p.display().to_string().replace('#', "##");
+                match &self.log {
+                    None => write!(f, "{name}:{path}"),
+                    Some(log) => write!(f, "{name}:{path}#{log}"),
                 }
             }
         }
     }
 }
 
-/// Splits the rest of a `rocks:` spec into the directory (with `##` read as `#`) and the log
-/// name after the first single `#`.
-fn split_rocks(rest: &str) -> Result<(String, Option<String>), &'static str> {
+/// Splits the rest of a `<dir>[#<log>]` spec into the directory (with `##` read as `#`) and
+/// the log name after the first single `#`.
+fn split_log(rest: &str) -> Result<(String, Option<String>), &'static str> {
     let mut path = String::new();
     let mut chars = rest.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -214,35 +426,37 @@ impl FromStr for StorageSpec {
     type Err = AnyError;
 
     fn from_str(spec: &str) -> Result<Self, AnyError> {
-        let invalid = |reason: &str| AnyError::InvalidSpec {
-            spec: spec.to_string(),
-            reason: reason.to_string(),
-        };
         let (scheme, rest) = match spec.split_once(':') {
             Some((scheme, rest)) => (scheme, Some(rest)),
             None => (spec, None),
         };
-        match (scheme, rest) {
-            ("memory", None) | ("memory", Some("")) => Ok(StorageSpec::Memory),
-            ("memory", Some(_)) => Err(invalid("the memory backend takes no path")),
-            ("files", Some(path)) if !path.is_empty() => Ok(StorageSpec::Files(path.into())),
-            ("files", _) => Err(invalid("expected `files:<dir>`")),
-            ("rocks", Some(rest)) => {
-                let (path, log) = split_rocks(rest).map_err(invalid)?;
-                if path.is_empty() {
-                    return Err(invalid("expected `rocks:<dir>` or `rocks:<dir>#<log>`"));
-                }
-                Ok(StorageSpec::Rocks {
-                    path: path.into(),
-                    log,
-                })
+        let backend = Backend::from_name(scheme).ok_or_else(|| AnyError::UnknownScheme {
+            spec: spec.to_string(),
+            scheme: scheme.to_string(),
+            expected: Backend::usages(),
+        })?;
+        let syntax = backend.syntax();
+        let invalid = |reason: &str| AnyError::InvalidSpec {
+            spec: spec.to_string(),
+            reason: reason.to_string(),
+        };
+        let expected = || invalid(&format!("expected `{}`", syntax.usage(backend.name())));
+        let (path, log) = match (syntax, rest) {
+            (Syntax::Bare, None | Some("")) => (None, None),
+            (Syntax::Bare, Some(_)) => {
+                return Err(invalid(&format!("the {backend} backend takes no path")))
             }
-            ("rocks", None) => Err(invalid("expected `rocks:<dir>` or `rocks:<dir>#<log>`")),
-            (scheme, _) => Err(AnyError::UnknownScheme {
-                spec: spec.to_string(),
-                scheme: scheme.to_string(),
-            }),
-        }
+            (Syntax::Dir, Some(path)) if !path.is_empty() => (Some(path.into()), None),
+            (Syntax::DirAndLog, Some(rest)) => {
+                let (path, log) = split_log(rest).map_err(invalid)?;
+                if path.is_empty() {
+                    return Err(expected());
+                }
+                (Some(path.into()), log)
+            }
+            (Syntax::Dir | Syntax::DirAndLog, _) => return Err(expected()),
+        };
+        Ok(StorageSpec { backend, path, log })
     }
 }
 
@@ -251,15 +465,14 @@ impl FromStr for StorageSpec {
 #[non_exhaustive]
 pub enum AnyError {
     /// The spec's scheme (before the first `:`) names no backend.
-    #[error(
-        "storage spec {spec:?}: unknown backend {scheme:?}; expected `memory`, `files:<dir>` \
-         or `rocks:<dir>[#<log>]`"
-    )]
+    #[error("storage spec {spec:?}: unknown backend {scheme:?}; expected one of {expected}")]
     UnknownScheme {
         /// The whole spec.
         spec: String,
         /// The scheme found.
         scheme: String,
+        /// The spec forms of every backend.
+        expected: String,
     },
     /// The scheme is known but the rest of the spec is malformed.
     #[error("storage spec {spec:?}: {reason}")]
@@ -269,13 +482,13 @@ pub enum AnyError {
         /// What is wrong.
         reason: String,
     },
-    /// `rocks:<dir>#<log>` names a directory that does not exist while `<dir>#<log>` does: the
-    /// spec most likely meant that directory (write `##` for a `#` in a path). Nothing was
+    /// `<name>:<dir>#<log>` names a directory that does not exist while `<dir>#<log>` does:
+    /// the spec most likely meant that directory (write `##` for a `#` in a path). Nothing was
     /// created.
     #[error(
-        "storage spec {spec:?}: {} does not exist, but {} does; a `#` in a rocks spec starts \
-         the log name, so write `##` for a `#` in the path ({suggested:?}), or create {} first \
-         if you meant a log in it",
+        "storage spec {spec:?}: {} does not exist, but {} does; a `#` in this spec starts the \
+         log name, so write `##` for a `#` in the path ({suggested:?}), or create {} first if \
+         you meant a log in it",
         dir.display(), other.display(), dir.display()
     )]
     AmbiguousSpec {
@@ -301,48 +514,53 @@ pub enum AnyError {
         /// The cargo feature that includes it.
         feature: &'static str,
     },
-    /// The segment-file backend failed to open the store.
-    #[cfg(feature = "files")]
+    /// The backend failed to open the store, or to reclaim space.
     #[error(transparent)]
-    Files(#[from] storage_files::FilesError),
-    /// The RocksDB backend failed to open the store.
-    #[cfg(feature = "rocks")]
-    #[error(transparent)]
-    Rocks(#[from] storage_rocks::Error),
+    Backend(Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// A store of any compiled-in backend, chosen at run time; implements [`Storage<T>`] by
-/// delegating every call.
-///
-/// ```
-/// use paxstore::{AnyStorage, Backend, storage_core::kv::KeyValue};
-/// let store = AnyStorage::<KeyValue>::open("memory").unwrap();
-/// assert_eq!(store.backend(), Backend::Memory);
-/// ```
-// A store is opened once and then used in place: the size of the largest variant costs
-// nothing, and boxing it would add an indirection to every call.
-#[allow(clippy::large_enum_variant)]
-pub enum AnyStorage<T: Entry> {
-    /// `memory`.
-    Memory(MemoryStorage<T>),
-    /// `files:<dir>`.
-    #[cfg(feature = "files")]
-    Files(storage_files::FilesStorage<T>),
-    /// `rocks:<dir>[#<log>]`.
-    #[cfg(feature = "rocks")]
-    Rocks(storage_rocks::RocksStorage<T>),
-}
-
-impl<T: Entry> fmt::Debug for AnyStorage<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AnyStorage::Memory(_) => f.write_str("AnyStorage::Memory"),
-            #[cfg(feature = "files")]
-            AnyStorage::Files(s) => f.debug_tuple("AnyStorage::Files").field(s).finish(),
-            #[cfg(feature = "rocks")]
-            AnyStorage::Rocks(s) => f.debug_tuple("AnyStorage::Rocks").field(s).finish(),
-        }
+impl AnyError {
+    /// Wraps a backend's own error.
+    // Used by the persistent backends' modules (none in a memory-only build).
+    #[allow(dead_code)]
+    pub(crate) fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        AnyError::Backend(Box::new(e))
     }
+
+    /// Refuses `<dir>#<log>` when `<dir>` does not exist and a directory named `<dir>#<log>`
+    /// does (see [`AnyError::AmbiguousSpec`]).
+    pub(crate) fn check_ambiguous(spec: &StorageSpec) -> Result<(), AnyError> {
+        let (Some(path), Some(name)) = (spec.path(), spec.log()) else {
+            return Ok(());
+        };
+        let mut joined = path.as_os_str().to_owned();
+        joined.push("#");
+        joined.push(name);
+        let other = PathBuf::from(joined);
+        if !path.exists() && other.is_dir() {
+            return Err(AnyError::AmbiguousSpec {
+                spec: spec.to_string(),
+                dir: path.to_path_buf(),
+                suggested: spec.backend.spec(&other).to_string(),
+                other,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The directory of a spec whose backend needs one (every spec parsed from a string, or made
+/// by [`Backend::spec`] for such a backend, has one).
+// Used by the persistent backends' modules (none in a memory-only build).
+#[allow(dead_code)]
+pub(crate) fn spec_dir(spec: &StorageSpec) -> Result<&Path, AnyError> {
+    spec.path().ok_or_else(|| AnyError::InvalidSpec {
+        spec: spec.to_string(),
+        reason: format!(
+            "expected `{}`",
+            spec.backend.syntax().usage(spec.backend.name())
+        ),
+    })
 }
 
 impl<T> AnyStorage<T>
@@ -361,80 +579,6 @@ where
         let parsed: StorageSpec = spec.parse()?;
         Self::open_spec(&parsed, options)
     }
-
-    /// Opens (or creates) the store of a parsed spec.
-    pub fn open_spec(spec: &StorageSpec, options: StoreOptions) -> Result<Self, AnyError> {
-        // `options` is unused when only the memory backend is compiled in.
-        let _ = &options;
-        match spec {
-            StorageSpec::Memory => Ok(AnyStorage::Memory(MemoryStorage::new())),
-            #[cfg(feature = "files")]
-            StorageSpec::Files(dir) => Ok(AnyStorage::Files(storage_files::FilesStorage::open(
-                dir,
-                storage_files::FilesOptions::new().store_options(options),
-            )?)),
-            #[cfg(feature = "rocks")]
-            StorageSpec::Rocks { path, log } => {
-                if let Some(name) = log {
-                    let mut joined = path.as_os_str().to_owned();
-                    joined.push("#");
-                    joined.push(name);
-                    let other = PathBuf::from(joined);
-                    if !path.exists() && other.is_dir() {
-                        return Err(AnyError::AmbiguousSpec {
-                            spec: spec.to_string(),
-                            dir: path.clone(),
-                            suggested: StorageSpec::Rocks {
-                                path: other.clone(),
-                                log: None,
-                            }
-                            .to_string(),
-                            other,
-                        });
-                    }
-                }
-                let opts = storage_rocks::RocksOptions::new().store_options(options);
-                // Shared: several logs of one database can be open at once in this process.
-                let store = storage_rocks::RocksStore::open_shared(path, opts)?;
-                let name = log.as_deref().unwrap_or(storage_rocks::SINGLE_LOG);
-                Ok(AnyStorage::Rocks(store.log(name)?))
-            }
-            #[allow(unreachable_patterns)]
-            _ => {
-                let backend = spec.backend();
-                Err(AnyError::NotCompiledIn {
-                    spec: spec.to_string(),
-                    backend,
-                    feature: backend.feature(),
-                })
-            }
-        }
-    }
-}
-
-impl<T: Entry> AnyStorage<T> {
-    /// The backend of this store.
-    pub fn backend(&self) -> Backend {
-        match self {
-            AnyStorage::Memory(_) => Backend::Memory,
-            #[cfg(feature = "files")]
-            AnyStorage::Files(_) => Backend::Files,
-            #[cfg(feature = "rocks")]
-            AnyStorage::Rocks(_) => Backend::Rocks,
-        }
-    }
-}
-
-macro_rules! dispatch {
-    ($self:expr, $s:ident => $call:expr) => {
-        match $self {
-            AnyStorage::Memory($s) => $call,
-            #[cfg(feature = "files")]
-            AnyStorage::Files($s) => $call,
-            #[cfg(feature = "rocks")]
-            AnyStorage::Rocks($s) => $call,
-        }
-    };
 }
 
 impl<T> Storage<T> for AnyStorage<T>
@@ -443,65 +587,64 @@ where
     T::Snapshot: Serialize + DeserializeOwned,
 {
     fn write_atomically(&mut self, ops: Vec<StorageOp<T>>) -> StorageResult<()> {
-        dispatch!(self, s => s.write_atomically(ops))
+        self.inner_mut().write_atomically(ops)
     }
     fn append_entry(&mut self, entry: T) -> StorageResult<()> {
-        dispatch!(self, s => s.append_entry(entry))
+        self.inner_mut().append_entry(entry)
     }
     fn append_entries(&mut self, entries: Vec<T>) -> StorageResult<()> {
-        dispatch!(self, s => s.append_entries(entries))
+        self.inner_mut().append_entries(entries)
     }
     fn append_on_prefix(&mut self, from_idx: usize, entries: Vec<T>) -> StorageResult<()> {
-        dispatch!(self, s => s.append_on_prefix(from_idx, entries))
+        self.inner_mut().append_on_prefix(from_idx, entries)
     }
     fn set_promise(&mut self, n_prom: Ballot) -> StorageResult<()> {
-        dispatch!(self, s => s.set_promise(n_prom))
+        self.inner_mut().set_promise(n_prom)
     }
     fn set_decided_idx(&mut self, ld: usize) -> StorageResult<()> {
-        dispatch!(self, s => s.set_decided_idx(ld))
+        self.inner_mut().set_decided_idx(ld)
     }
     fn get_decided_idx(&self) -> StorageResult<usize> {
-        dispatch!(self, s => s.get_decided_idx())
+        self.inner().get_decided_idx()
     }
     fn set_accepted_round(&mut self, na: Ballot) -> StorageResult<()> {
-        dispatch!(self, s => s.set_accepted_round(na))
+        self.inner_mut().set_accepted_round(na)
     }
     fn get_accepted_round(&self) -> StorageResult<Option<Ballot>> {
-        dispatch!(self, s => s.get_accepted_round())
+        self.inner().get_accepted_round()
     }
     fn get_entries(&self, from: usize, to: usize) -> StorageResult<Vec<T>> {
-        dispatch!(self, s => s.get_entries(from, to))
+        self.inner().get_entries(from, to)
     }
     fn get_log_len(&self) -> StorageResult<usize> {
-        dispatch!(self, s => s.get_log_len())
+        self.inner().get_log_len()
     }
     fn get_suffix(&self, from: usize) -> StorageResult<Vec<T>> {
-        dispatch!(self, s => s.get_suffix(from))
+        self.inner().get_suffix(from)
     }
     fn get_promise(&self) -> StorageResult<Option<Ballot>> {
-        dispatch!(self, s => s.get_promise())
+        self.inner().get_promise()
     }
     fn set_stopsign(&mut self, s: Option<StopSign>) -> StorageResult<()> {
-        let stopsign = s;
-        dispatch!(self, s => s.set_stopsign(stopsign))
+        self.inner_mut().set_stopsign(s)
     }
     fn get_stopsign(&self) -> StorageResult<Option<StopSign>> {
-        dispatch!(self, s => s.get_stopsign())
+        self.inner().get_stopsign()
     }
     fn trim(&mut self, idx: usize) -> StorageResult<()> {
-        dispatch!(self, s => s.trim(idx))
+        self.inner_mut().trim(idx)
     }
     fn set_compacted_idx(&mut self, idx: usize) -> StorageResult<()> {
-        dispatch!(self, s => s.set_compacted_idx(idx))
+        self.inner_mut().set_compacted_idx(idx)
     }
     fn get_compacted_idx(&self) -> StorageResult<usize> {
-        dispatch!(self, s => s.get_compacted_idx())
+        self.inner().get_compacted_idx()
     }
     fn set_snapshot(&mut self, snapshot: Option<T::Snapshot>) -> StorageResult<()> {
-        dispatch!(self, s => s.set_snapshot(snapshot))
+        self.inner_mut().set_snapshot(snapshot)
     }
     fn get_snapshot(&self) -> StorageResult<Option<T::Snapshot>> {
-        dispatch!(self, s => s.get_snapshot())
+        self.inner().get_snapshot()
     }
 }
 
@@ -512,48 +655,27 @@ mod tests {
     #[test]
     fn specs_parse_and_print() {
         let cases = [
-            ("memory", StorageSpec::Memory),
-            ("memory:", StorageSpec::Memory),
+            ("memory", Backend::Memory.spec(Path::new(""))),
+            ("memory:", Backend::Memory.spec(Path::new(""))),
             (
                 "files:/var/lib/app/log",
-                StorageSpec::Files("/var/lib/app/log".into()),
+                Backend::Files.spec(Path::new("/var/lib/app/log")),
             ),
             (
                 "rocks:/var/lib/app/db#shard-7",
-                StorageSpec::Rocks {
-                    path: "/var/lib/app/db".into(),
-                    log: Some("shard-7".into()),
-                },
+                StorageSpec::new(Backend::Rocks, "/var/lib/app/db", Some("shard-7")).unwrap(),
             ),
-            (
-                "rocks:rel/db",
-                StorageSpec::Rocks {
-                    path: "rel/db".into(),
-                    log: None,
-                },
-            ),
-            (
-                "rocks:/d##x",
-                StorageSpec::Rocks {
-                    path: "/d#x".into(),
-                    log: None,
-                },
-            ),
+            ("rocks:rel/db", Backend::Rocks.spec(Path::new("rel/db"))),
+            ("rocks:/d##x", Backend::Rocks.spec(Path::new("/d#x"))),
             (
                 "rocks:/d#x",
-                StorageSpec::Rocks {
-                    path: "/d".into(),
-                    log: Some("x".into()),
-                },
+                StorageSpec::new(Backend::Rocks, "/d", Some("x")).unwrap(),
             ),
             (
                 "rocks:/a##b###shard-1",
-                StorageSpec::Rocks {
-                    path: "/a#b#".into(),
-                    log: Some("shard-1".into()),
-                },
+                StorageSpec::new(Backend::Rocks, "/a#b#", Some("shard-1")).unwrap(),
             ),
-            ("files:/d#x", StorageSpec::Files("/d#x".into())),
+            ("files:/d#x", Backend::Files.spec(Path::new("/d#x"))),
         ];
         for (text, spec) in cases {
             assert_eq!(text.parse::<StorageSpec>().unwrap(), spec, "{text}");
@@ -577,10 +699,7 @@ mod tests {
         ];
         for path in paths {
             for log in [None, Some("x"), Some("shard-7")] {
-                let spec = StorageSpec::Rocks {
-                    path: path.into(),
-                    log: log.map(str::to_string),
-                };
+                let spec = StorageSpec::new(Backend::Rocks, path, log).unwrap();
                 let printed = spec.to_string();
                 assert_eq!(printed.parse::<StorageSpec>().unwrap(), spec, "{printed}");
             }
@@ -594,10 +713,10 @@ mod tests {
             ("/var/lib/app", "unknown backend"),
             ("files:", "expected `files:<dir>`"),
             ("files", "expected `files:<dir>`"),
-            ("rocks:", "expected `rocks:<dir>`"),
+            ("rocks:", "expected `rocks:<dir>[#<log>]`"),
             ("rocks:/db#", "empty log name"),
             ("rocks:/a#b#c", "a second `#`"),
-            ("rocks:#x", "expected `rocks:<dir>`"),
+            ("rocks:#x", "expected `rocks:<dir>[#<log>]`"),
             ("memory:/x", "takes no path"),
         ] {
             let err = text.parse::<StorageSpec>().unwrap_err().to_string();

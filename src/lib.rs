@@ -37,49 +37,18 @@
 pub mod any;
 #[cfg(feature = "cluster")]
 pub mod cluster;
+#[cfg(feature = "files")]
+pub mod files;
 #[cfg(feature = "cli")]
 pub mod inspect;
+pub mod memory;
+#[cfg(feature = "rocks")]
+pub mod rocks;
 pub mod util;
 
-pub use any::{AnyError, AnyStorage, Backend, StorageSpec};
+pub use any::{AnyError, AnyStorage, Backend, DefaultStorage, StorageSpec, Syntax};
 pub use storage_core;
 pub use storage_core::{StoreOptions, SyncPolicy};
 
-/// The in-memory backend (always compiled): exact to the contract, nothing survives the
-/// process.
-pub mod memory {
-    pub use storage_core::MemoryStorage;
-}
-
-/// The segment-file backend (feature `files`, the default): `storage_files` re-exported.
-#[cfg(feature = "files")]
-pub mod files {
-    pub use storage_files::*;
-}
-
-/// The RocksDB backend (feature `rocks`): `storage_rocks` re-exported.
-#[cfg(feature = "rocks")]
-pub mod rocks {
-    pub use storage_rocks::*;
-}
-
-/// The preferred backend among those compiled in: the segment-file engine (feature `files`).
-#[cfg(feature = "files")]
-pub type DefaultStorage<T> = storage_files::FilesStorage<T>;
-
-/// The preferred backend among those compiled in: RocksDB (feature `rocks`, without `files`).
-#[cfg(all(not(feature = "files"), feature = "rocks"))]
-pub type DefaultStorage<T> = storage_rocks::RocksStorage<T>;
-
-/// The preferred backend among those compiled in: memory (neither `files` nor `rocks`).
-#[cfg(all(not(feature = "files"), not(feature = "rocks")))]
-pub type DefaultStorage<T> = storage_core::MemoryStorage<T>;
-
 /// The backend [`DefaultStorage`] names.
-pub const DEFAULT_BACKEND: Backend = if cfg!(feature = "files") {
-    Backend::Files
-} else if cfg!(feature = "rocks") {
-    Backend::Rocks
-} else {
-    Backend::Memory
-};
+pub const DEFAULT_BACKEND: Backend = Backend::default_backend();

@@ -4,7 +4,7 @@
 use std::fs;
 
 use omnipaxos::storage::Storage;
-use paxstore::{AnyError, AnyStorage, StorageSpec, StoreOptions, SyncPolicy};
+use paxstore::{AnyError, AnyStorage, Backend, StorageSpec, StoreOptions, SyncPolicy};
 use storage_core::kv::KeyValue;
 
 fn kv(i: u64) -> KeyValue {
@@ -16,11 +16,9 @@ fn several_logs_of_one_database_are_open_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let spec = |log: &str| {
-        StorageSpec::Rocks {
-            path: db.clone(),
-            log: Some(log.into()),
-        }
-        .to_string()
+        StorageSpec::new(Backend::Rocks, &db, Some(log))
+            .unwrap()
+            .to_string()
     };
     let mut a = AnyStorage::<KeyValue>::open(&spec("a")).unwrap();
     let mut b = AnyStorage::<KeyValue>::open(&spec("b")).unwrap();
@@ -51,10 +49,7 @@ fn several_logs_of_one_database_are_open_at_once() {
 fn a_hash_in_a_rocks_path_round_trips_and_is_never_taken_for_a_log_silently() {
     let dir = tempfile::tempdir().unwrap();
     let hashed = dir.path().join("a#b");
-    let spec = StorageSpec::Rocks {
-        path: hashed.clone(),
-        log: None,
-    };
+    let spec = Backend::Rocks.spec(&hashed);
     let printed = spec.to_string();
     assert!(printed.ends_with("a##b"), "{printed}");
     let mut log = AnyStorage::<KeyValue>::open(&printed).unwrap();

@@ -100,16 +100,7 @@ fn run_backend(backend: Backend, root: &Path, sizes: &Sizes) -> StorageResult<Ve
     let mut relaxed = workloads::durable_append(&mut store, sizes.append_batches)?;
     relaxed.name = "append_not_durable".into();
     drop(store);
-    let reclaim = |s: &mut AnyStorage<KeyValue>| -> StorageResult<()> {
-        match s {
-            #[cfg(feature = "files")]
-            AnyStorage::Files(f) => f.wait_for_purge()?,
-            #[cfg(feature = "rocks")]
-            AnyStorage::Rocks(r) => r.reclaim()?,
-            _ => {}
-        }
-        Ok(())
-    };
+    let reclaim = |s: &mut AnyStorage<KeyValue>| -> StorageResult<()> { Ok(s.reclaim()?) };
     let mut out = workloads::run_single_log(
         root,
         |dir: &Path| open_with(dir, SyncPolicy::Always),

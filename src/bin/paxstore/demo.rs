@@ -163,17 +163,7 @@ impl Demo {
     /// Waits for files that compaction made dead to be deleted, so disk sizes are current.
     fn settle_disk(&self) {
         for store in self.handles.iter().flatten() {
-            let _ = store.with(|s| match s {
-                #[cfg(feature = "files")]
-                AnyStorage::Files(f) => {
-                    let _ = f.wait_for_purge();
-                }
-                #[cfg(feature = "rocks")]
-                AnyStorage::Rocks(r) => {
-                    let _ = r.store().wait_for_reclaim();
-                }
-                _ => {}
-            });
+            let _ = store.with(|s| s.reclaim());
         }
     }
 }

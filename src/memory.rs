@@ -1,0 +1,24 @@
+//! The in-memory backend (always compiled): exact to the contract, nothing survives the
+//! process.
+
+pub use storage_core::MemoryStorage;
+
+use omnipaxos::storage::Entry;
+use storage_core::StoreOptions;
+
+use crate::any::{AnyError, StorageSpec};
+
+pub(crate) fn any_open<T: Entry>(
+    _spec: &StorageSpec,
+    _options: StoreOptions,
+) -> Result<MemoryStorage<T>, AnyError> {
+    Ok(MemoryStorage::new())
+}
+
+pub(crate) fn any_reclaim<T: Entry>(_store: &mut MemoryStorage<T>) -> Result<(), AnyError> {
+    Ok(())
+}
+
+pub(crate) fn any_poisoned<T: Entry>(_store: &MemoryStorage<T>) -> Option<String> {
+    None
+}

@@ -1,0 +1,43 @@
+//! The RocksDB backend (feature `rocks`): `storage_rocks` re-exported, and what
+//! [`AnyStorage`](crate::AnyStorage) needs of it.
+
+pub use storage_rocks::*;
+
+use omnipaxos::storage::Entry;
+use serde::{de::DeserializeOwned, Serialize};
+use storage_core::StoreOptions;
+
+use crate::any::{AnyError, StorageSpec};
+
+pub(crate) fn any_open<T>(
+    spec: &StorageSpec,
+    options: StoreOptions,
+) -> Result<RocksStorage<T>, AnyError>
+where
+    T: Entry + Serialize + DeserializeOwned,
+    T::Snapshot: Serialize + DeserializeOwned,
+{
+    let dir = crate::any::spec_dir(spec)?;
+    let opts = RocksOptions::new().store_options(options);
+    // Shared: several logs of one database can be open at once in this process.
+    let store = RocksStore::open_shared(dir, opts).map_err(AnyError::backend)?;
+    store
+        .log(spec.log().unwrap_or(SINGLE_LOG))
+        .map_err(AnyError::backend)
+}
+
+pub(crate) fn any_reclaim<T>(store: &mut RocksStorage<T>) -> Result<(), AnyError>
+where
+    T: Entry + Serialize + DeserializeOwned,
+    T::Snapshot: Serialize + DeserializeOwned,
+{
+    store.reclaim().map_err(AnyError::backend)
+}
+
+pub(crate) fn any_poisoned<T>(_store: &RocksStorage<T>) -> Option<String>
+where
+    T: Entry + Serialize + DeserializeOwned,
+    T::Snapshot: Serialize + DeserializeOwned,
+{
+    None
+}
