@@ -380,7 +380,7 @@ run_conformance() {
         rc=0
         PAXSTORE_CRASH_DIR="$mnt/crash.$attempt" PAXSTORE_CRASH_LAZYFS_FIFO="$fifo" \
             PAXSTORE_CRASH_LAZYFS_DONE="$done_fifo" \
-            cargo test --all-features --test conformance --test any_conformance -- \
+            cargo test --workspace --all-features --test conformance --test any_conformance -- \
             crash_sigkill --nocapture > "$out" 2>&1 || rc=$?
         grep -E '^test .*crash|crash test:|test result' "$out" || true
         if [ "$rc" -eq 0 ]; then

@@ -49,6 +49,8 @@ mod purge;
 mod recovery;
 pub mod stats;
 mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{FilesError, Result};
 pub use options::{FilesOptions, RecoveryMode};

@@ -64,6 +64,8 @@ mod keys;
 mod log;
 mod options;
 mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use error::{Error, Result};
 pub use identity::{identify, is_own_file_name, is_rocksdb_file_name, Found, BACKEND};
