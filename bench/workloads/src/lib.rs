@@ -27,7 +27,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use omnipaxos::storage::{Storage, StorageOp, StorageResult};
-
 use storage_core::kv::{KVSnapshot, KeyValue};
 
 /// Entries per durable append batch.
