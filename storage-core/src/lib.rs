@@ -10,9 +10,10 @@
 //! - [`MemoryStorage`]: an in-memory backend exact to the contract;
 //! - [`model`]: a reference model written for clarity;
 //! - [`kv`]: a key-value entry type with a sized payload and its snapshot;
-//! - `conformance` (feature `conformance`): the shared conformance suite;
-//! - `workloads` (feature `workloads`): benchmark workloads shared by every backend and by the
-//!   baseline crate.
+//! - `conformance` (feature `conformance`): the shared conformance suite.
+//!
+//! The benchmark workloads shared by every backend live outside the contract, in
+//! `bench/workloads` (crate `paxstore-workloads`).
 //!
 //! # The contract, in short
 //!
@@ -39,9 +40,6 @@ pub mod options;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;
-
-#[cfg(feature = "workloads")]
-pub mod workloads;
 
 pub use error::{Error, Result};
 pub use memory::MemoryStorage;

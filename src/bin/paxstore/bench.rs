@@ -1,4 +1,4 @@
-//! `paxstore bench`: the shared workloads of `storage_core::workloads` over chosen backends,
+//! `paxstore bench`: the shared workloads of `paxstore_workloads` over chosen backends,
 //! one table, ratios to the first backend.
 
 use std::collections::BTreeMap;
@@ -10,8 +10,8 @@ use clap::{Args, ValueEnum};
 use omnipaxos::storage::StorageResult;
 use paxstore::cluster::SharedStorage;
 use paxstore::{AnyStorage, Backend, StoreOptions, SyncPolicy};
+use paxstore_workloads::{self as workloads, human_bytes, Measurement, Sizes};
 use storage_core::kv::KeyValue;
-use storage_core::workloads::{self, Measurement, Sizes};
 use storage_core::MemoryStorage;
 
 /// How big a run.
@@ -237,7 +237,7 @@ fn print_table(results: &[(Backend, Vec<Measurement>)]) {
                 } else {
                     "-".into()
                 };
-                format!("{} ({ratio})", paxstore::util::human_bytes(m.bytes))
+                format!("{} ({ratio})", human_bytes(m.bytes))
             } else {
                 let (a, b) = (m0.per_op().as_secs_f64(), m.per_op().as_secs_f64());
                 let ratio = if b > 0.0 {

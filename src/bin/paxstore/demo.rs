@@ -9,8 +9,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use omnipaxos::storage::Storage;
 use omnipaxos::util::NodeId;
 use paxstore::cluster::{Cluster, ClusterOptions, KvCommand, SharedStorage};
-use paxstore::util::{dir_size, human_bytes};
 use paxstore::{AnyStorage, Backend, StoreOptions};
+use paxstore_workloads::{dir_size, human_bytes};
 
 type Store = SharedStorage<AnyStorage<KvCommand>>;
 

@@ -18,7 +18,7 @@ fn marker_line(s: &Summary) -> String {
 }
 
 use paxstore::inspect::{describe_ballot, examine, Summary};
-use paxstore::util::human_bytes;
+use paxstore_workloads::human_bytes;
 
 fn print_summary(s: &Summary) {
     println!("store:          {}", s.dir.display());

@@ -1,21 +1,21 @@
-//! Runs the shared benchmark workloads (`storage_core::workloads`) on `RocksStorage` and
-//! prints one machine-readable `RESULT` line per measurement.
+//! Runs the shared benchmark workloads (`paxstore-workloads`) on `RocksStorage` and prints
+//! one machine-readable `RESULT` line per measurement.
 //!
 //! ```text
-//! cargo run --release -p storage-rocks --example rocks_workloads [-- --quick] [--only GROUPS]
+//! cargo run --release -p paxstore-bench --features rocks --example rocks_workloads [-- --quick] [--only GROUPS]
 //! ```
 //!
 //! `--only` takes a comma-separated list of `append,trim,snapshot,long,half,parallel` (see
-//! `storage_core::workloads::run_selected`; `parallel` is eight threads on eight logs of one
+//! `paxstore_workloads::run_selected`; `parallel` is eight threads on eight logs of one
 //! store against one thread on one log). The stores live in a temporary directory under
 //! `PAXSTORE_BENCH_DIR` (default: the system temporary directory); it must be on a real disk
-//! for the durable workloads to mean anything. `scripts/rocks-vs-baseline.sh` runs this and
-//! the `omnipaxos_storage` baseline and prints the ratios.
+//! for the durable workloads to mean anything. `bench/scripts/rocks-vs-baseline.sh` runs this
+//! and the `omnipaxos_storage` baseline and prints the ratios.
 
 use std::error::Error;
 
+use paxstore_workloads::{self as workloads, Measurement, Sizes};
 use storage_core::kv::KeyValue;
-use storage_core::workloads::{self, Measurement, Sizes};
 use storage_rocks::{RocksStorage, RocksStore};
 
 const BACKEND: &str = "rocks";

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
 # FilesStorage against omnipaxos_storage's PersistentStorage (RocksDB 0.21), on this machine,
-# in one go: the same workloads (storage-core, feature `workloads`) on both, then each ratio
-# next to the bar of the segment-file issue. Ratios, not absolute numbers, are what to compare:
-# these machines are shared and noisy.
+# in one go: the same workloads (`bench/workloads`, crate `paxstore-workloads`) on both, then
+# each ratio next to the bar of the segment-file issue. Ratios, not absolute numbers, are what
+# to compare: these machines are shared and noisy.
 #
-#   scripts/files-vs-baseline.sh            # the issue's sizes (~10 minutes)
-#   scripts/files-vs-baseline.sh --quick    # small sizes, to check that everything runs
+#   bench/scripts/files-vs-baseline.sh            # the issue's sizes (~10 minutes)
+#   bench/scripts/files-vs-baseline.sh --quick    # small sizes, to check that everything runs
 #
 # Environment: PAXSTORE_BENCH_DIR (where stores are created), PAXSTORE_BASELINE_TARGET_DIR
 # (target directory of the baseline build, default target/baseline), PAXSTORE_RESULTS_DIR
 # (raw RESULT lines, default target/bench), PAXSTORE_FILES_SEGMENT_MIB (FilesStorage segment
 # size, default 64), PAXSTORE_REUSE_BASELINE=1 (keep the baseline results of the last run).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 mode=()
 if [ "${1:-}" = "--quick" ]; then
@@ -21,11 +21,13 @@ fi
 baseline_target="${PAXSTORE_BASELINE_TARGET_DIR:-$PWD/target/baseline}"
 results="${PAXSTORE_RESULTS_DIR:-$PWD/target/bench}"
 mkdir -p "$results"
+# where cargo puts the workspace's build (the runner below), as cargo itself decides it
+target="${CARGO_TARGET_DIR:-$PWD/target}"
 
 echo "building the FilesStorage workloads (release)..." >&2
-cargo build --quiet --release -p storage-files --example files_workloads
+cargo build --quiet --release -p paxstore-bench --example files_workloads
 echo "building the baseline (release, own target directory)..." >&2
-(cd baseline && CARGO_TARGET_DIR="$baseline_target" cargo build --quiet --release --locked)
+(cd bench/baseline && CARGO_TARGET_DIR="$baseline_target" cargo build --quiet --release --locked)
 
 if [ -n "${PAXSTORE_REUSE_BASELINE:-}" ] && [ -s "$results/baseline-for-files.txt" ]; then
     echo "reusing the baseline results of the last run ($results/baseline-for-files.txt)" >&2
@@ -34,7 +36,7 @@ else
     "$baseline_target/release/paxstore-baseline" "${mode[@]}" | tee "$results/baseline-for-files.txt" >&2
 fi
 echo "running FilesStorage..." >&2
-target/release/examples/files_workloads "${mode[@]}" | tee "$results/files.txt" >&2
+"$target/release/examples/files_workloads" "${mode[@]}" | tee "$results/files.txt" >&2
 
 cat "$results/baseline-for-files.txt" "$results/files.txt" | awk '
 function field(line, key,    n, i, kv) {

@@ -1,28 +1,33 @@
-//! Benchmark workloads shared by every backend and by the baseline (feature `workloads`).
+//! The benchmark workloads shared by every paxstore backend, by the `paxstore bench` command
+//! and by the `omnipaxos_storage` baseline, with the helpers they need ([`fill`],
+//! [`dir_size`], [`human_bytes`]).
 //!
-//! Each function drives any `S: Storage<KeyValue>` the way OmniPaxos does and returns
+//! Each workload drives any `S: Storage<KeyValue>` the way OmniPaxos does and returns
 //! [`Measurement`]s: how many calls were timed, how many entries they covered, how long the
 //! timed calls took in total (set-up is never timed) and, for disk workloads, bytes. Nothing
 //! here asserts a timing: comparisons are ratios computed by whoever runs two backends in one
-//! go (`scripts/rocks-vs-baseline.sh` in this repository).
+//! go (`bench/scripts/rocks-vs-baseline.sh` in this repository).
 //!
-//! The module depends on no storage engine, so that a crate which links another RocksDB
-//! version than the workspace (the `omnipaxos_storage` baseline) runs the very same code.
+//! The crate depends on no storage engine, so that a crate which links another RocksDB
+//! version than the workspace (the `omnipaxos_storage` baseline, `bench/baseline`) runs the
+//! very same code.
 //!
 //! ```
-//! use storage_core::{workloads, MemoryStorage, kv::KeyValue};
+//! use paxstore_workloads as workloads;
+//! use storage_core::{kv::KeyValue, MemoryStorage};
 //! let mut store = MemoryStorage::<KeyValue>::new();
 //! let m = workloads::durable_append(&mut store, 10).unwrap();
 //! assert_eq!((m.ops, m.elements), (10, 640));
 //! println!("{}", m.line("memory"));
 //! ```
 
+#![deny(missing_docs)]
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use omnipaxos::storage::{Storage, StorageOp, StorageResult};
-
-use crate::kv::{KVSnapshot, KeyValue};
+use storage_core::kv::{KVSnapshot, KeyValue};
 
 /// Entries per durable append batch.
 pub const BATCH_ENTRIES: usize = 64;
@@ -33,7 +38,7 @@ pub const SNAPSHOT_BYTES: usize = 1 << 20;
 /// Entries per read window.
 pub const WINDOW: usize = 64;
 /// Entries per batch when a workload fills a log as set-up (not timed).
-const FILL_BATCH: usize = 1000;
+pub const FILL_BATCH: usize = 1000;
 
 /// The outcome of one workload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,32 +196,57 @@ impl Sizes {
     }
 }
 
-/// The `i`-th entry of every workload: 128 bytes of payload, 1024 distinct keys.
+/// The `i`-th entry of every workload: [`PAYLOAD_BYTES`] bytes of payload, 1024 distinct
+/// keys.
 pub fn entry(i: usize) -> KeyValue {
-    KeyValue::new(format!("key-{}", i % 1024), i as u64, PAYLOAD_BYTES)
+    sized_entry(i, PAYLOAD_BYTES)
 }
 
-fn entries(from: usize, n: usize) -> Vec<KeyValue> {
+/// The `i`-th entry with `payload` bytes of payload (key `key-{i % 1024}`, value `i`).
+pub fn sized_entry(i: usize, payload: usize) -> KeyValue {
+    KeyValue::new(format!("key-{}", i % 1024), i as u64, payload)
+}
+
+/// Entries `from..from + n` ([`entry`]).
+pub fn entries(from: usize, n: usize) -> Vec<KeyValue> {
     (from..from + n).map(entry).collect()
+}
+
+/// One append batch as a leader writes it: `[AppendEntries(entries next..next + n of
+/// payload bytes), SetDecidedIndex(next + n)]`.
+pub fn append_batch(next: usize, n: usize, payload: usize) -> Vec<StorageOp<KeyValue>> {
+    vec![
+        StorageOp::AppendEntries((next..next + n).map(|i| sized_entry(i, payload)).collect()),
+        StorageOp::SetDecidedIndex(next + n),
+    ]
 }
 
 /// The log bounds `[first, next)` as seen through the trait: the workloads always set the
 /// compacted index to the trim point, so it is `first`.
-fn bounds<S: Storage<KeyValue>>(store: &S) -> StorageResult<(usize, usize)> {
+fn bounds<S: Storage<KeyValue> + ?Sized>(store: &S) -> StorageResult<(usize, usize)> {
     let first = store.get_compacted_idx()?;
     Ok((first, first + store.get_log_len()?))
 }
 
-/// Appends `n` entries at the end of the log in batches of 1000 (set-up, not timed).
-pub fn fill<S: Storage<KeyValue>>(store: &mut S, n: usize) -> StorageResult<()> {
+/// Appends `n` entries ([`entry`]) at the end of the log in batches of [`FILL_BATCH`]
+/// (set-up, not timed).
+pub fn fill<S: Storage<KeyValue> + ?Sized>(store: &mut S, n: usize) -> StorageResult<()> {
+    fill_batched(store, n, FILL_BATCH, PAYLOAD_BYTES)
+}
+
+/// Appends `n` entries of `payload` bytes at the end of the log, `batch` entries per
+/// [`append_batch`] (set-up, not timed).
+pub fn fill_batched<S: Storage<KeyValue> + ?Sized>(
+    store: &mut S,
+    n: usize,
+    batch: usize,
+    payload: usize,
+) -> StorageResult<()> {
     let (_, mut next) = bounds(store)?;
     let end = next + n;
     while next < end {
-        let k = FILL_BATCH.min(end - next);
-        store.write_atomically(vec![
-            StorageOp::AppendEntries(entries(next, k)),
-            StorageOp::SetDecidedIndex(next + k),
-        ])?;
+        let k = batch.min(end - next);
+        store.write_atomically(append_batch(next, k, payload))?;
         next += k;
     }
     Ok(())
@@ -390,10 +420,16 @@ pub fn metadata_reads<S: Storage<KeyValue>>(
     ])
 }
 
-/// The apparent size of every file under `path` (what the store occupies on disk).
+/// The apparent size in bytes of every file under `path`, recursively (what a store occupies
+/// on disk). A missing path counts as 0.
 pub fn dir_size(path: &Path) -> std::io::Result<u64> {
+    let entries = match std::fs::read_dir(path) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
     let mut total = 0;
-    for entry in std::fs::read_dir(path)? {
+    for entry in entries {
         let entry = entry?;
         let meta = entry.metadata()?;
         total += if meta.is_dir() {
@@ -403,6 +439,21 @@ pub fn dir_size(path: &Path) -> std::io::Result<u64> {
         };
     }
     Ok(total)
+}
+
+/// `bytes` in human units (`512 B`, `1.5 KiB`, `3.2 MiB`, `1.0 GiB`).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// The long-log scenario, in directory `dir` (opened with `open`):
@@ -682,13 +733,13 @@ fn check(ok: bool, what: &str) -> StorageResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::MemoryStorage;
     use omnipaxos::ballot_leader_election::Ballot;
     use omnipaxos::storage::StopSign;
     use std::cell::RefCell;
     use std::collections::HashMap;
     use std::path::PathBuf;
     use std::rc::Rc;
+    use storage_core::MemoryStorage;
 
     /// A memory store that "persists" across reopens: dropping it puts its state back in a
     /// map keyed by directory, opening takes it out again.
@@ -898,5 +949,31 @@ mod tests {
         let mut short = MemoryStorage::<KeyValue>::new();
         fill(&mut short, 10).unwrap();
         assert!(read_windows(&short, "r", 5).is_err());
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+
+    #[test]
+    fn missing_dir_is_empty() {
+        assert_eq!(dir_size(Path::new("/nonexistent/paxstore")).unwrap(), 0);
+    }
+
+    #[test]
+    fn fill_appends_at_the_end_in_batches() {
+        let mut store = MemoryStorage::<KeyValue>::new();
+        fill(&mut store, 1500).unwrap();
+        fill_batched(&mut store, 10, 4, 16).unwrap();
+        assert_eq!(store.get_log_len().unwrap(), 1510);
+        assert_eq!(store.get_decided_idx().unwrap(), 1510);
+        let got = store.get_entries(1499, 1501).unwrap();
+        assert_eq!(
+            (got[0].clone(), got[1].clone()),
+            (entry(1499), sized_entry(1500, 16))
+        );
     }
 }

@@ -5,8 +5,8 @@
 //! these shared machines vary from run to run, ratios much less. Prints a Markdown table.
 //!
 //! ```text
-//! cargo bench -p storage-files --bench files_bench            # full sizes
-//! cargo bench -p storage-files --bench files_bench -- --quick # a short run
+//! cargo bench -p paxstore-bench --bench files_bench            # full sizes
+//! cargo bench -p paxstore-bench --bench files_bench -- --quick # a short run
 //! ```
 
 use std::fs::OpenOptions;
@@ -15,6 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use omnipaxos::storage::{Storage, StorageOp};
+use paxstore_workloads::{append_batch, dir_size, fill_batched, sized_entry};
 use storage_core::kv::{KVSnapshot, KeyValue};
 use storage_core::{MemoryStorage, SyncPolicy};
 use storage_files::{FilesOptions, FilesStorage};
@@ -30,17 +31,6 @@ struct Row {
     met: bool,
 }
 
-fn entry(i: usize, payload: usize) -> KeyValue {
-    KeyValue::new(format!("key-{}", i % 1024), i as u64, payload)
-}
-
-fn batch(next: usize, n: usize, payload: usize) -> Vec<StorageOp<KeyValue>> {
-    vec![
-        StorageOp::AppendEntries((next..next + n).map(|i| entry(i, payload)).collect()),
-        StorageOp::SetDecidedIndex(next + n),
-    ]
-}
-
 fn open(dir: &Path, opts: FilesOptions) -> Files {
     FilesStorage::open(dir, opts).expect("open store")
 }
@@ -53,8 +43,8 @@ fn best<F: FnMut() -> Duration>(rounds: usize, mut f: F) -> Duration {
 fn files_append(policy: SyncPolicy, n: usize) -> (Duration, u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut s = open(dir.path(), FilesOptions::new().sync(policy));
-    s.write_atomically(batch(0, 64, 128)).unwrap(); // segment created outside the timing
-    let batches: Vec<_> = (1..=n).map(|k| batch(k * 64, 64, 128)).collect();
+    s.write_atomically(append_batch(0, 64, 128)).unwrap(); // segment created outside the timing
+    let batches: Vec<_> = (1..=n).map(|k| append_batch(k * 64, 64, 128)).collect();
     let before = s.stats().bytes_written;
     let t = Instant::now();
     for b in batches {
@@ -140,14 +130,11 @@ fn durable_and_buffered_append(rows: &mut Vec<Row>, n_durable: usize, n_buffered
     });
 }
 
+/// A new store in `dir` holding `n` entries of `payload` bytes, written unsynced in batches
+/// of 4096 and then flushed (set-up, never timed).
 fn fill(dir: &Path, opts: FilesOptions, n: usize, payload: usize) {
     let mut s = open(dir, opts.sync(SyncPolicy::Never));
-    let mut next = 0;
-    while next < n {
-        let k = 4096.min(n - next);
-        s.write_atomically(batch(next, k, payload)).unwrap();
-        next += k;
-    }
+    fill_batched(&mut s, n, 4096, payload).unwrap();
     drop(s);
     // The fill was not synced: flush it now so that the timed calls do not pay for it.
     for e in std::fs::read_dir(dir).unwrap() {
@@ -178,7 +165,7 @@ fn trim(rows: &mut Vec<Row>, n: usize) {
             .unwrap();
         trim_time = trim_time.min(t.elapsed());
         s.wait_for_purge().unwrap();
-        disk_after = storage_dir_bytes(dir.path());
+        disk_after = dir_size(dir.path()).unwrap();
         live_after = per_entry * (n / 5) as u64;
         let big = KeyValue::new("big", 1, 8192);
         let t = Instant::now();
@@ -208,15 +195,6 @@ fn trim(rows: &mut Vec<Row>, n: usize) {
     });
 }
 
-/// Bytes of all files in `dir` (segments, snapshots, lock).
-fn storage_dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.metadata().ok())
-        .map(|m| m.len())
-        .sum()
-}
-
 fn snapshot(rows: &mut Vec<Row>) {
     let snap = KVSnapshot::sized(16, 1 << 20);
     let mut ours = Duration::MAX;
@@ -224,7 +202,7 @@ fn snapshot(rows: &mut Vec<Row>) {
     for round in 0..5 {
         let dir = tempfile::tempdir().unwrap();
         let mut s = open(dir.path(), FilesOptions::new());
-        s.write_atomically(batch(0, 1000, 128)).unwrap();
+        s.write_atomically(append_batch(0, 1000, 128)).unwrap();
         s.write_atomically(vec![
             StorageOp::Trim(100),
             StorageOp::SetCompactedIdx(100),
@@ -319,12 +297,7 @@ fn reopen_and_memory(rows: &mut Vec<Row>, small: usize, large: usize) {
     let dir = tempfile::tempdir().unwrap();
     let rss_before = rss_bytes();
     let mut s = open(dir.path(), FilesOptions::new().sync(SyncPolicy::Never));
-    let mut next = 0;
-    while next < large {
-        let k = 4096.min(large - next);
-        s.write_atomically(batch(next, k, 16)).unwrap();
-        next += k;
-    }
+    fill_batched(&mut s, large, 4096, 16).unwrap();
     let _ = s.get_entries(0, 1).unwrap();
     let index = s.stats().index_bytes;
     let rss = rss_bytes().saturating_sub(rss_before);
@@ -353,7 +326,7 @@ fn reads(rows: &mut Vec<Row>, n: usize, windows: usize) {
     for start in (0..n).step_by(4096) {
         mem.append_entries(
             (start..(start + 4096).min(n))
-                .map(|i| entry(i, 128))
+                .map(|i| sized_entry(i, 128))
                 .collect(),
         )
         .unwrap();
@@ -453,13 +426,15 @@ fn open_syncs(rows: &mut Vec<Row>, n: usize) {
         let mut s = open(&store_dir, FilesOptions::new().sync(SyncPolicy::Never));
         let next = n + round * 2 * 256;
         for k in 0..4 {
-            s.write_atomically(batch(next + k * 64, 64, 128)).unwrap();
+            s.write_atomically(append_batch(next + k * 64, 64, 128))
+                .unwrap();
         }
         drop(s);
         open_dirty = open_dirty.min(reopen());
         let mut s = open(&store_dir, FilesOptions::new().sync(SyncPolicy::Never));
         for k in 4..8 {
-            s.write_atomically(batch(next + k * 64, 64, 128)).unwrap();
+            s.write_atomically(append_batch(next + k * 64, 64, 128))
+                .unwrap();
         }
         drop(s);
         bare_dirty = bare_dirty.min(syncs());
@@ -490,7 +465,7 @@ fn adversarial_tail(rows: &mut Vec<Row>) {
         let opts = FilesOptions::new().preallocate(false);
         let mut s = open(dir.path(), opts.clone());
         for k in 0..3 {
-            s.write_atomically(batch(k * 64, 64, 128)).unwrap();
+            s.write_atomically(append_batch(k * 64, 64, 128)).unwrap();
         }
         drop(s);
         let seg = std::fs::read_dir(dir.path())

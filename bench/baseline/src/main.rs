@@ -1,9 +1,9 @@
-//! Runs the shared benchmark workloads (`storage_core::workloads`) on `omnipaxos_storage`'s
+//! Runs the shared benchmark workloads (`paxstore-workloads`) on `omnipaxos_storage`'s
 //! `PersistentStorage` (RocksDB 0.21, one log per database) and prints one machine-readable
 //! `RESULT` line per measurement.
 //!
 //! ```text
-//! cd baseline && CARGO_TARGET_DIR=../target/baseline cargo run --release [-- --quick] [--only GROUPS]
+//! cd bench/baseline && CARGO_TARGET_DIR=../../target/baseline cargo run --release [-- --quick] [--only GROUPS]
 //! ```
 //!
 //! `PersistentStorage` panics instead of returning errors when it cannot open a database;
@@ -13,8 +13,8 @@ use std::error::Error;
 use std::path::Path;
 
 use omnipaxos_storage::persistent_storage::{PersistentStorage, PersistentStorageConfig};
+use paxstore_workloads::{self as workloads, Measurement, Sizes};
 use storage_core::kv::KeyValue;
-use storage_core::workloads::{self, Measurement, Sizes};
 
 const BACKEND: &str = "baseline";
 

@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # RocksStorage against omnipaxos_storage's PersistentStorage, on this machine, in one go.
 #
-# Builds and runs the same workloads (storage-core, feature `workloads`) on both backends and
-# prints each ratio next to the bar of issue 4. The two backends run alternately, ROUNDS
+# Builds and runs the same workloads (`bench/workloads`, crate `paxstore-workloads`) on both
+# backends and prints each ratio next to the bar of issue 4. The two backends run alternately, ROUNDS
 # times (baseline first in odd rounds, RocksStorage first in even ones); each figure is the
 # median over the rounds of the median time of one call within a round (for throughput
 # workloads timed as a whole, the median over the rounds of the throughput). Ratios, not
 # absolute numbers, are what to compare: these machines are shared and noisy.
 #
-#   scripts/rocks-vs-baseline.sh              # the issue's sizes (1M-entry log), 3 rounds
-#   scripts/rocks-vs-baseline.sh --rounds 5   # more rounds
-#   scripts/rocks-vs-baseline.sh --quick      # small sizes, to check that everything runs
+#   bench/scripts/rocks-vs-baseline.sh              # the issue's sizes (1M-entry log), 3 rounds
+#   bench/scripts/rocks-vs-baseline.sh --rounds 5   # more rounds
+#   bench/scripts/rocks-vs-baseline.sh --quick      # small sizes, to check that everything runs
 #
 # Environment:
 #   PAXSTORE_BENCH_DIR             where the stores are created (default: the system temporary
@@ -20,7 +20,7 @@
 #                                  which must not share a target directory with the workspace)
 #   PAXSTORE_RESULTS_DIR           where the raw RESULT lines are kept (default: target/bench)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 mode=()
 rounds=3
@@ -35,11 +35,13 @@ done
 baseline_target="${PAXSTORE_BASELINE_TARGET_DIR:-$PWD/target/baseline}"
 results="${PAXSTORE_RESULTS_DIR:-$PWD/target/bench}"
 mkdir -p "$results"
+# where cargo puts the workspace's build (the runner below), as cargo itself decides it
+target="${CARGO_TARGET_DIR:-$PWD/target}"
 
 echo "building the RocksStorage workloads (release)..." >&2
-cargo build --quiet --release -p storage-rocks --example rocks_workloads
+cargo build --quiet --release -p paxstore-bench --features rocks --example rocks_workloads
 echo "building the baseline (release, own target directory)..." >&2
-(cd baseline && CARGO_TARGET_DIR="$baseline_target" cargo build --quiet --release --locked)
+(cd bench/baseline && CARGO_TARGET_DIR="$baseline_target" cargo build --quiet --release --locked)
 
 run_baseline() {
     echo "round $1: baseline..." >&2
@@ -47,7 +49,7 @@ run_baseline() {
 }
 run_rocks() {
     echo "round $1: RocksStorage..." >&2
-    target/release/examples/rocks_workloads "${mode[@]}" | sed "s/^RESULT /RESULT round=$1 /"
+    "$target/release/examples/rocks_workloads" "${mode[@]}" | sed "s/^RESULT /RESULT round=$1 /"
 }
 : > "$results/all.txt"
 for r in $(seq 1 "$rounds"); do

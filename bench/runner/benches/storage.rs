@@ -17,10 +17,11 @@
 //! snapshot, building the batch) runs outside the timing (`iter_batched`).
 //!
 //! ```text
-//! cargo bench --bench storage                                  # full run (3.5 minutes here)
-//! PAXSTORE_BENCH_SHORT=1 cargo bench --bench storage -- --quick  # short mode (75 s here)
-//! cargo bench --bench storage -- trim                          # one group
-//! scripts/bench-tables.sh --update                             # rewrite the tables in BENCHMARKS.md
+//! cargo bench -p paxstore-bench --bench storage                   # full run (3.5 minutes here)
+//! cargo bench -p paxstore-bench --features rocks --bench storage  # with the RocksDB line
+//! PAXSTORE_BENCH_SHORT=1 cargo bench -p paxstore-bench --bench storage -- --quick  # short mode (75 s here)
+//! cargo bench -p paxstore-bench --bench storage -- trim           # one group
+//! bench/scripts/bench-tables.sh --update                          # rewrite the tables in BENCHMARKS.md
 //! ```
 //!
 //! `PAXSTORE_BENCH_DIR` chooses where the stores are created (default: the system temporary
@@ -34,6 +35,7 @@ use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
 };
 use omnipaxos::storage::{Storage, StorageOp};
+use paxstore_workloads::{self as workloads, entries, BATCH_ENTRIES as BATCH};
 use storage_core::kv::{KVSnapshot, KeyValue};
 use storage_core::SyncPolicy;
 use tempfile::TempDir;
@@ -125,15 +127,6 @@ fn sizes() -> Sizes {
     }
 }
 
-const BATCH: usize = 64;
-const PAYLOAD: usize = 128;
-
-fn entries(from: usize, n: usize) -> Vec<KeyValue> {
-    (from..from + n)
-        .map(|i| KeyValue::new(format!("key-{}", i % 1024), i as u64, PAYLOAD))
-        .collect()
-}
-
 fn tempdir() -> TempDir {
     match std::env::var_os("PAXSTORE_BENCH_DIR") {
         Some(root) => {
@@ -144,17 +137,14 @@ fn tempdir() -> TempDir {
     }
 }
 
-/// Appends `n` entries at `next` in batches of 1,000 (set-up, never timed).
+/// Appends `n` entries at the end of the log, which is at `next`, in batches of 1,000
+/// (set-up, never timed).
 fn fill(store: &mut Dyn, next: usize, n: usize) {
-    for at in (next..next + n).step_by(1_000) {
-        let k = 1_000.min(next + n - at);
-        store
-            .write_atomically(vec![
-                StorageOp::AppendEntries(entries(at, k)),
-                StorageOp::SetDecidedIndex(at + k),
-            ])
-            .expect("fill");
-    }
+    debug_assert_eq!(
+        store.get_compacted_idx().unwrap() + store.get_log_len().unwrap(),
+        next
+    );
+    workloads::fill(&mut **store, n).expect("fill");
 }
 
 fn configure(group: &mut BenchmarkGroup<'_, criterion::measurement::WallTime>, s: &Sizes) {

@@ -1,9 +1,9 @@
-//! Runs the shared benchmark workloads (`storage_core::workloads`) on `FilesStorage` and
-//! prints one machine-readable `RESULT` line per measurement, in the format of the baseline
-//! and RocksDB runners, so that `scripts/files-vs-baseline.sh` can compare them.
+//! Runs the shared benchmark workloads (`paxstore-workloads`) on `FilesStorage` and prints
+//! one machine-readable `RESULT` line per measurement, in the format of the baseline and
+//! RocksDB runners, so that `bench/scripts/files-vs-baseline.sh` can compare them.
 //!
 //! ```text
-//! cargo run --release -p storage-files --example files_workloads [-- --quick]
+//! cargo run --release -p paxstore-bench --example files_workloads [-- --quick]
 //! ```
 //!
 //! The stores live in a temporary directory under `PAXSTORE_BENCH_DIR` (default: the system
@@ -11,8 +11,8 @@
 
 use std::error::Error;
 
+use paxstore_workloads::{self as workloads, Measurement, Sizes};
 use storage_core::kv::KeyValue;
-use storage_core::workloads::{self, Measurement, Sizes};
 use storage_files::{FilesOptions, FilesStorage};
 
 const BACKEND: &str = "files";
