@@ -13,6 +13,7 @@ use storage_core::conformance::{cases, verify_store};
 use storage_core::kv::KeyValue;
 use storage_core::model::Model;
 use storage_files::env::FileSystem;
+#[cfg(feature = "format")]
 use storage_files::format::{self, Frame, Loc};
 use storage_files::{FilesError, FilesOptions, FilesStorage};
 
@@ -144,6 +145,7 @@ pub fn read_everything(store: &Store, upto: usize) -> usize {
 }
 
 /// The header length, trailer and seal positions of a sealed segment.
+#[cfg(feature = "format")]
 pub struct Sealed {
     pub path: PathBuf,
     pub header_len: u64,
@@ -153,6 +155,8 @@ pub struct Sealed {
     pub len: u64,
 }
 
+/// Reads a sealed segment's layout (feature `format`: it decodes the on-disk format).
+#[cfg(feature = "format")]
 pub fn sealed(path: &Path) -> Sealed {
     let bytes = std::fs::read(path).unwrap();
     let (_, header_len) = format::decode_header(&bytes).unwrap();
