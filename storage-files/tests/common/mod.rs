@@ -71,6 +71,31 @@ pub fn copy_dir(from: &Path, to: &Path) {
     storage_core::conformance::copy_dir(from, to).unwrap();
 }
 
+/// Every file of `dir` with its bytes: to check that something changed nothing.
+pub fn dir_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `storage_files::verify` of `dir`, checking that it changed nothing in the directory.
+pub fn verify_unchanged(
+    dir: &Path,
+    ctx: &str,
+) -> Result<storage_core::verify::Summary, storage_core::verify::Unreadable> {
+    let before = dir_bytes(dir);
+    let result = storage_files::verify(dir);
+    assert!(dir_bytes(dir) == before, "{ctx}: verify changed the directory");
+    result
+}
+
 /// The segment files of `dir`, oldest first.
 pub fn segments(dir: &Path) -> Vec<PathBuf> {
     files_with(dir, "seg-", ".log")
