@@ -556,12 +556,22 @@ fn foreign_files_are_not_segments() {
     // A file with a segment's name that is not one.
     let segs = segments(d.path());
     std::fs::write(&segs[1], b"this is not a paxstore segment, just text").unwrap();
-    expect_verify_finds(d.path(), &segs[1], Some(0), "a text file named like a segment");
+    expect_verify_finds(
+        d.path(),
+        &segs[1],
+        Some(0),
+        "a text file named like a segment",
+    );
     let e = Store::open(d.path(), opts()).unwrap_err();
     expect_corrupt(&e, &segs[1], Some(0), "a text file named like a segment");
     // An empty one.
     std::fs::write(&segs[1], b"").unwrap();
-    expect_verify_finds(d.path(), &segs[1], Some(0), "an empty file named like a segment");
+    expect_verify_finds(
+        d.path(),
+        &segs[1],
+        Some(0),
+        "an empty file named like a segment",
+    );
     let e = Store::open(d.path(), opts()).unwrap_err();
     expect_corrupt(&e, &segs[1], Some(0), "an empty file named like a segment");
 }

@@ -210,8 +210,8 @@ fn torn_tail(prealloc: bool, sealed: bool) -> usize {
 
         // Verify, before the open cuts anything: clean, the state after `m` batches, and a
         // note about the torn tail exactly when there is one.
-        let summary = verify_unchanged(dir.path(), &label)
-            .unwrap_or_else(|e| panic!("{label}: verify: {e}"));
+        let summary =
+            verify_unchanged(dir.path(), &label).unwrap_or_else(|e| panic!("{label}: verify: {e}"));
         assert!(summary.is_clean(), "{label}: {:?}", summary.problems);
         let log = &summary.logs[0];
         assert_eq!(

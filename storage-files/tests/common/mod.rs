@@ -92,7 +92,10 @@ pub fn verify_unchanged(
 ) -> Result<storage_core::verify::Summary, storage_core::verify::Unreadable> {
     let before = dir_bytes(dir);
     let result = storage_files::verify(dir);
-    assert!(dir_bytes(dir) == before, "{ctx}: verify changed the directory");
+    assert!(
+        dir_bytes(dir) == before,
+        "{ctx}: verify changed the directory"
+    );
     result
 }
 
