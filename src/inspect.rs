@@ -31,28 +31,27 @@ use storage_core::verify::{list_dir, read_marker};
 use crate::any::Backend;
 
 /// Which backend wrote `dir`: the one its marker names; for a directory without a readable
-/// marker, the one whose files it holds (a RocksDB `CURRENT` file, storage-files segments).
-/// A directory that holds neither (an empty one, one holding only `LOCK`) is [`Unreadable`].
+/// marker, the first (in [`Backend::ALL`]'s order) whose files it holds
+/// ([`Backend::claims_file`]: storage-files segments, a RocksDB `CURRENT` file). A directory
+/// that holds neither (an empty one, one holding only `LOCK`) is [`Unreadable`].
 pub fn detect(dir: &Path) -> Result<Backend, Unreadable> {
     let names = list_dir(dir)?;
+    let persistent = || Backend::ALL.into_iter().filter(|b| b.is_persistent());
     if let Some(Ok(marker)) = read_marker(dir) {
-        return match marker.backend.as_str() {
-            "files" => Ok(Backend::Files),
-            "rocks" => Ok(Backend::Rocks),
-            other => Err(Unreadable::new(
-                dir,
-                format!("its marker names a backend this build does not know: {other:?}"),
-            )),
-        };
+        return persistent()
+            .find(|b| b.name() == marker.backend)
+            .ok_or_else(|| {
+                Unreadable::new(
+                    dir,
+                    format!(
+                        "its marker names a backend this build does not know: {:?}",
+                        marker.backend
+                    ),
+                )
+            });
     }
-    if names.iter().any(|n| n == "CURRENT") {
-        return Ok(Backend::Rocks);
-    }
-    if names
-        .iter()
-        .any(|n| n.starts_with("seg-") && n.ends_with(".log"))
-    {
-        return Ok(Backend::Files);
+    if let Some(backend) = persistent().find(|b| names.iter().any(|n| b.claims_file(n))) {
+        return Ok(backend);
     }
     let held = if names.is_empty() {
         "it is empty".to_string()
