@@ -176,13 +176,17 @@ pub fn list_dir(dir: &Path) -> Result<Vec<String>, Unreadable> {
 }
 
 /// The marker of `dir`: `None` if there is no marker file, `Some(Err(why))` if it cannot be
-/// read or decoded.
+/// read or decoded (a file larger than any marker, 4 KiB, is not read whole).
 pub fn read_marker(dir: &Path) -> Option<Result<Marker, String>> {
+    use std::io::Read;
     let path = dir.join(MARKER_FILE);
-    match std::fs::read(&path) {
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(&path).and_then(|f| f.take(4097).read_to_end(&mut bytes));
+    match read {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => Some(Err(e.to_string())),
-        Ok(bytes) => Some(Marker::decode(&bytes).map_err(|e| e.to_string())),
+        Ok(_) if bytes.len() > 4096 => Some(Err("the file is larger than any marker".into())),
+        Ok(_) => Some(Marker::decode(&bytes).map_err(|e| e.to_string())),
     }
 }
 
@@ -275,6 +279,9 @@ mod tests {
         std::fs::write(dir.path().join(MARKER_FILE), b"garbage").unwrap();
         let (m, p) = check_marker(dir.path(), "files", 1, "`adopt`").unwrap();
         assert!(m.is_none() && p.unwrap().reason.contains("damaged"));
+        std::fs::write(dir.path().join(MARKER_FILE), vec![b'x'; 1 << 20]).unwrap();
+        let (m, p) = check_marker(dir.path(), "files", 1, "`adopt`").unwrap();
+        assert!(m.is_none() && p.unwrap().reason.contains("larger than any marker"));
         let marker = Marker::new("files", 2);
         std::fs::write(dir.path().join(MARKER_FILE), marker.encode()).unwrap();
         assert!(check_marker(dir.path(), "files", 1, "`adopt`").is_err());
