@@ -35,6 +35,7 @@ use omnipaxos::{
     storage::{Entry, StopSign, Storage, StorageOp, StorageResult},
 };
 use serde::{de::DeserializeOwned, Serialize};
+use storage_core::verify::{Summary, Unreadable};
 use storage_core::StoreOptions;
 
 /// What follows a backend's `name:` in a spec.
@@ -108,6 +109,24 @@ macro_rules! backends {
             /// What follows `name:` in this backend's specs.
             pub fn syntax(self) -> Syntax {
                 match self { $( Backend::$variant => $syntax, )* }
+            }
+
+            /// Reads and checks the store of this backend in `dir` with the backend's own
+            /// verifier, changing nothing (see [`inspect`](crate::inspect)); an [`Unreadable`]
+            /// error for a backend this build does not include, or one without files.
+            pub fn verify(self, dir: &Path) -> Result<Summary, Unreadable> {
+                match self {
+                    $( #[cfg($($cfg)*)] Backend::$variant => crate::$module::any_verify(dir), )*
+                    #[allow(unreachable_patterns)]
+                    other => Err(Unreadable::new(
+                        dir,
+                        format!(
+                            "holds a `{other}` store, which this build of paxstore does not \
+                             include; rebuild with `--features {}`",
+                            other.feature()
+                        ),
+                    )),
+                }
             }
 
             /// Whether a file named `name`, in a directory without a readable marker, says the

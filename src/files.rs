@@ -7,6 +7,8 @@ use omnipaxos::storage::Entry;
 use serde::{de::DeserializeOwned, Serialize};
 use storage_core::StoreOptions;
 
+use storage_core::verify::{Summary, Unreadable};
+
 use crate::any::{AnyError, StorageSpec};
 
 pub(crate) fn any_open<T>(
@@ -35,4 +37,8 @@ where
     T::Snapshot: Serialize + DeserializeOwned,
 {
     store.poisoned()
+}
+
+pub(crate) fn any_verify(dir: &std::path::Path) -> Result<Summary, Unreadable> {
+    storage_files::verify(dir)
 }

@@ -44,12 +44,6 @@ pub mod inspect;
 pub mod memory;
 #[cfg(feature = "rocks")]
 pub mod rocks;
-// What `inspect`'s RocksDB part borrows from the command's helpers (the command itself uses
-// `paxstore_workloads` directly). Goes away when `inspect` moves into the backends.
-#[cfg(all(feature = "cli", feature = "rocks"))]
-mod util {
-    pub(crate) use paxstore_workloads::human_bytes;
-}
 
 pub use any::{AnyError, AnyStorage, Backend, DefaultStorage, StorageSpec, Syntax};
 pub use storage_core;

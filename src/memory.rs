@@ -6,6 +6,8 @@ pub use storage_core::MemoryStorage;
 use omnipaxos::storage::Entry;
 use storage_core::StoreOptions;
 
+use storage_core::verify::{Summary, Unreadable};
+
 use crate::any::{AnyError, StorageSpec};
 
 pub(crate) fn any_open<T: Entry>(
@@ -21,4 +23,11 @@ pub(crate) fn any_reclaim<T: Entry>(_store: &mut MemoryStorage<T>) -> Result<(),
 
 pub(crate) fn any_poisoned<T: Entry>(_store: &MemoryStorage<T>) -> Option<String> {
     None
+}
+
+pub(crate) fn any_verify(dir: &std::path::Path) -> Result<Summary, Unreadable> {
+    Err(Unreadable::new(
+        dir,
+        "the memory backend keeps nothing on disk: there is no store to verify",
+    ))
 }

@@ -122,7 +122,10 @@ fn verify_finds_a_flipped_byte_and_says_where() {
     assert!(segments.len() >= 2, "the store rotated: {segments:?}");
     let target = &segments[segments.len() - 2];
     let mut bytes = std::fs::read(target).unwrap();
-    let record = storage_files::format::header_len(&bytes).unwrap();
+    // The first record starts after the segment header (storage-files' FORMAT.md): a 32-byte
+    // prefix whose last 4 bytes are the checkpoint's length, the checkpoint, a 4-byte CRC.
+    let ckpt_len = u32::from_le_bytes(bytes[28..32].try_into().unwrap()) as usize;
+    let record = 32 + ckpt_len + 4;
     bytes[record + 40] ^= 0x20;
     std::fs::write(target, &bytes).unwrap();
 

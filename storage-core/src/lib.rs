@@ -9,6 +9,7 @@
 //! - [`bounds`]: the index bookkeeping of the contract, shared by the backends;
 //! - [`MemoryStorage`]: an in-memory backend exact to the contract;
 //! - [`model`]: a reference model written for clarity;
+//! - [`verify`]: what a backend's verifier reports (`paxstore inspect`, `paxstore verify`);
 //! - [`kv`]: a key-value entry type with a sized payload and its snapshot;
 //! - `conformance` (feature `conformance`): the shared conformance suite.
 //!
@@ -37,6 +38,7 @@ pub mod kv;
 mod memory;
 pub mod model;
 pub mod options;
+pub mod verify;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -68,6 +68,7 @@ impl Index {
     }
 
     /// One past the last indexed entry.
+    #[cfg(test)]
     pub fn end(&self) -> Option<u64> {
         self.runs.back().map(|r| r.end)
     }
@@ -83,6 +84,7 @@ impl Index {
     }
 
     /// Whether nothing is indexed.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.runs.is_empty()
     }

@@ -4,9 +4,12 @@
 //! segments of framed, checksummed records (one per `write_atomically` call), snapshot files,
 //! and a lock file. `FORMAT.md` in this crate documents every byte.
 //!
-//! Module map: [`format`](mod@format) (bytes on disk), [`index`] (positions in memory), [`env`](mod@env) (every
+//! Module map: `format` (bytes on disk; public with the cargo feature `format`, for the
+//! decoder fuzz and corruption tests), `index` (positions in memory), [`env`](mod@env) (every
 //! file-system call, real or fault-injecting), `engine` (segments, commit, rotation, space
-//! reclamation), `recovery` (open), [`options`], [`stats`], [`error`].
+//! reclamation), `recovery` (open, and the record walk it shares with [`verify()`]),
+//! [`verify`](mod@verify) (checking a directory without opening it: `paxstore verify`),
+//! [`options`], [`stats`], [`error`].
 //!
 //! Guarantees, with the default options:
 //! - a call that returns `Ok` is on stable storage (`fdatasync` before acknowledging), and
@@ -42,8 +45,13 @@ mod crc_range;
 mod engine;
 pub mod env;
 pub mod error;
+/// The on-disk format (see `FORMAT.md`): public only with the cargo feature `format`, for the
+/// tests that craft and damage bytes (`tests/decoder_fuzz.rs`, `tests/corruption.rs`, ...).
+#[cfg(feature = "format")]
 pub mod format;
-pub mod index;
+#[cfg(not(feature = "format"))]
+mod format;
+mod index;
 pub mod options;
 mod purge;
 mod recovery;
@@ -51,6 +59,7 @@ pub mod stats;
 mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod verify;
 
 pub use error::{FilesError, Result};
 pub use options::{FilesOptions, RecoveryMode};
@@ -58,3 +67,4 @@ pub use recovery::{BACKEND, LOCK_FILE};
 pub use stats::Stats;
 pub use storage::FilesStorage;
 pub use storage_core::SyncPolicy;
+pub use verify::verify;

@@ -93,11 +93,7 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     // unlink, or a power loss that kept a later unlink and not an earlier one). Only the run
     // of consecutive ids that ends at the newest segment is read; if the log's live entries
     // are not all in it, the check after replay reports the store as corrupt.
-    let live_from = segment_ids
-        .windows(2)
-        .rposition(|pair| pair[1] != pair[0] + 1)
-        .map_or(0, |i| i + 1);
-    let stale: Vec<u64> = segment_ids.drain(..live_from).collect();
+    let stale: Vec<u64> = segment_ids.drain(..live_from(&segment_ids)).collect();
     // The oldest segment read, when older ones were taken for dead.
     let stale_below = segment_ids.first().copied().filter(|_| !stale.is_empty());
     if let Some(&last) = segment_ids.last() {
@@ -486,6 +482,159 @@ fn valid_record_after(buf: &[u8], from: usize) -> bool {
     })
 }
 
+/// How a walk of a segment's records ([`scan_records`]) ended.
+#[derive(Debug)]
+pub(crate) enum ScanEnd {
+    /// Nothing but zeros (preallocated space), or nothing at all, from `at`: the segment is
+    /// open (not sealed) and its records end at `at`.
+    Open {
+        /// Where the records end.
+        at: usize,
+    },
+    /// A seal record at `seal_at`, followed by a valid trailer that points at it and ends at
+    /// `end` (which should be the end of the file).
+    Sealed {
+        /// The seal record's offset.
+        seal_at: usize,
+        /// Where the trailer ends.
+        end: usize,
+    },
+    /// A seal record at `at` that is not followed by a valid trailer pointing at it (`trailer`
+    /// is what the bytes at `trailer_at` decode to, if anything).
+    SealWithoutTrailer {
+        /// The seal record's offset.
+        at: usize,
+        /// Where its trailer should be.
+        trailer_at: usize,
+        /// The trailer found there, pointing elsewhere, if the bytes are one.
+        trailer: Option<format::Trailer>,
+    },
+    /// The record at `at` runs past the end of the buffer.
+    Truncated {
+        /// The record's offset.
+        at: usize,
+    },
+    /// The record at `at` has a bad checksum or a nonsense header.
+    Bad {
+        /// The record's offset.
+        at: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The record at `at` has a valid checksum but its body does not decode.
+    Undecodable {
+        /// The record's offset.
+        at: usize,
+        /// `batch record` or `seal record`.
+        what: &'static str,
+        /// Why.
+        error: DecodeError,
+    },
+    /// The caller refused the batch record at `at`.
+    Rejected {
+        /// The record's offset.
+        at: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What [`scan_records`] read.
+#[derive(Debug)]
+pub(crate) struct Scan {
+    /// How the walk ended.
+    pub end: ScanEnd,
+    /// Records with a valid checksum read (batches and seal).
+    pub records: u64,
+}
+
+/// Walks the records of a segment held whole in `buf`, from `from` (the end of its header), to
+/// its seal or to the first record that is not sound, giving each batch record's offset and
+/// decoded effects (entry offsets relative to the record) to `on_batch`, in order. Reads only:
+/// what to make of the way the walk ended is the caller's (open cuts a torn tail, verify
+/// reports it), and [`is_torn_tail`] tells a torn write from damage.
+pub(crate) fn scan_records(
+    buf: &[u8],
+    from: usize,
+    mut on_batch: impl FnMut(usize, Vec<format::Effect>) -> std::result::Result<(), String>,
+) -> Scan {
+    let mut pos = from;
+    let mut records = 0;
+    let end = loop {
+        match format::parse_frame(&buf[pos..]) {
+            Frame::Record {
+                kind: format::KIND_BATCH,
+                body,
+                total,
+            } => {
+                records += 1;
+                let effects =
+                    match format::parse_batch(&buf[pos + body.start..pos + body.end], body.start) {
+                        Ok(effects) => effects,
+                        Err(error) => {
+                            break ScanEnd::Undecodable {
+                                at: pos,
+                                what: "batch record",
+                                error,
+                            }
+                        }
+                    };
+                if let Err(reason) = on_batch(pos, effects) {
+                    break ScanEnd::Rejected { at: pos, reason };
+                }
+                pos += total;
+            }
+            Frame::Record { body, total, .. } => {
+                // A seal record (`parse_frame` knows no other kind).
+                records += 1;
+                if let Err(error) = format::parse_seal(&buf[pos + body.start..pos + body.end]) {
+                    break ScanEnd::Undecodable {
+                        at: pos,
+                        what: "seal record",
+                        error,
+                    };
+                }
+                let trailer_at = pos + total;
+                let trailer = buf
+                    .get(trailer_at..trailer_at + format::TRAILER_LEN)
+                    .and_then(format::decode_trailer);
+                break match trailer {
+                    Some(t) if t.seal_offset == pos as u64 => ScanEnd::Sealed {
+                        seal_at: pos,
+                        end: trailer_at + format::TRAILER_LEN,
+                    },
+                    trailer => ScanEnd::SealWithoutTrailer {
+                        at: pos,
+                        trailer_at,
+                        trailer,
+                    },
+                };
+            }
+            Frame::End => break ScanEnd::Open { at: pos },
+            Frame::Truncated => break ScanEnd::Truncated { at: pos },
+            Frame::Bad { reason, .. } => break ScanEnd::Bad { at: pos, reason },
+        }
+    };
+    Scan { end, records }
+}
+
+/// Whether the unsound record at `at` of a segment's buffer is a torn final write (a write
+/// cut short by a crash, never acknowledged, which open cuts off): no valid record starts
+/// anywhere after it. Otherwise it is damage.
+pub(crate) fn is_torn_tail(buf: &[u8], at: usize) -> bool {
+    !valid_record_after(buf, at + 1)
+}
+
+/// Where the live segments start in `ids` (sorted): segments below the last gap in the ids
+/// are dead (their deletion was interrupted: a failed unlink, or a power loss that kept a
+/// later unlink and not an earlier one); the live log is the run of consecutive ids that ends
+/// at the newest segment.
+pub(crate) fn live_from(ids: &[u64]) -> usize {
+    ids.windows(2)
+        .rposition(|pair| pair[1] != pair[0] + 1)
+        .map_or(0, |i| i + 1)
+}
+
 /// The newest segment: its header's checkpoint, then every record after it. `stale_below` is
 /// the oldest segment open read when it took older ones for dead (below a gap in the ids).
 fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result<()> {
@@ -512,99 +661,75 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
     let mut buf = vec![0u8; len as usize];
     file.read_exact_at(&mut buf, 0)
         .map_err(|e| FilesError::io("read", &path, e))?;
-    let mut pos = hlen;
+    let scan = scan_records(&buf, hlen, |offset, effects| {
+        engine.apply_effects(id, offset as u64, effects)
+    });
+    let strict = engine.opts.recovery == RecoveryMode::Strict;
     let mut sealed = false;
     let mut cut = false;
-    loop {
-        match format::parse_frame(&buf[pos..]) {
-            Frame::Record {
-                kind: format::KIND_BATCH,
-                body,
-                total,
-            } => {
-                let offset = pos as u64;
-                let effects =
-                    format::parse_batch(&buf[pos + body.start..pos + body.end], body.start)
-                        .map_err(|e| decode_err(&path, offset, e))?;
-                engine
-                    .apply_effects(id, offset, effects)
-                    .map_err(|reason| FilesError::corrupt(&path, offset, reason))?;
-                pos += total;
-            }
-            Frame::Record { body, total, .. } => {
-                // A seal record: the segment was sealed but no newer segment was created yet.
-                let offset = pos as u64;
-                format::parse_seal(&buf[pos + body.start..pos + body.end])
-                    .map_err(|e| decode_err(&path, offset, e))?;
-                let t_at = pos + total;
-                let trailer = buf
-                    .get(t_at..t_at + format::TRAILER_LEN)
-                    .and_then(format::decode_trailer);
-                if trailer.is_none_or(|t| t.seal_offset != offset) {
-                    // The seal and its trailer are one write: a crash can leave the seal
-                    // without (all of) its trailer. The seal holds nothing the records before
-                    // it do not, so it is cut like a torn record, unless valid records follow.
-                    if engine.opts.recovery == RecoveryMode::Strict
-                        && valid_record_after(&buf, pos + 1)
-                    {
-                        return Err(FilesError::corrupt(
-                            &path,
-                            t_at as u64,
-                            "seal record without its trailer, with valid records after it",
-                        ));
-                    }
-                    cut = true;
-                    break;
-                }
-                pos = t_at + format::TRAILER_LEN;
-                sealed = true;
-                if buf[pos..].iter().any(|&b| b != 0) {
-                    return Err(FilesError::corrupt(
-                        &path,
-                        pos as u64,
-                        "data after the trailer of a sealed segment",
-                    ));
-                }
-                if (pos as u64) < len {
-                    // Preallocated zeros the seal did not get to cut: the trailer must end the file.
-                    file.set_len(pos as u64)
-                        .map_err(|e| FilesError::io("truncate", &path, e))?;
-                    file.sync_all()
-                        .map_err(|e| FilesError::io("fsync", &path, e))?;
-                }
-                break;
-            }
-            Frame::End => break,
-            Frame::Truncated => {
-                // A damaged length field can make any record look cut short: it is a torn
-                // write only if no valid record follows.
-                if engine.opts.recovery == RecoveryMode::Strict && valid_record_after(&buf, pos + 1)
-                {
-                    return Err(FilesError::corrupt(
-                        &path,
-                        pos as u64,
-                        "record runs past the end of the segment, with valid records after it",
-                    ));
-                }
-                cut = true;
-                break;
-            }
-            Frame::Bad { reason, .. } => {
-                // Look for a valid record anywhere after this one, not only where its
-                // (possibly damaged) length field says it ends.
-                let valid_after = valid_record_after(&buf, pos + 1);
-                if valid_after && engine.opts.recovery == RecoveryMode::Strict {
-                    return Err(FilesError::corrupt(
-                        &path,
-                        pos as u64,
-                        format!("{reason}, with valid records after it"),
-                    ));
-                }
-                cut = true;
-                break;
-            }
+    let pos = match scan.end {
+        ScanEnd::Open { at } => at,
+        ScanEnd::Rejected { at, reason } => {
+            return Err(FilesError::corrupt(&path, at as u64, reason))
         }
-    }
+        ScanEnd::Undecodable { at, error, .. } => return Err(decode_err(&path, at as u64, error)),
+        ScanEnd::Sealed { end, .. } => {
+            if buf[end..].iter().any(|&b| b != 0) {
+                return Err(FilesError::corrupt(
+                    &path,
+                    end as u64,
+                    "data after the trailer of a sealed segment",
+                ));
+            }
+            sealed = true;
+            if (end as u64) < len {
+                // Preallocated zeros the seal did not get to cut: the trailer must end the file.
+                file.set_len(end as u64)
+                    .map_err(|e| FilesError::io("truncate", &path, e))?;
+                file.sync_all()
+                    .map_err(|e| FilesError::io("fsync", &path, e))?;
+            }
+            end
+        }
+        // The seal and its trailer are one write: a crash can leave the seal without (all of)
+        // its trailer. The seal holds nothing the records before it do not, so it is cut like
+        // a torn record, unless valid records follow.
+        ScanEnd::SealWithoutTrailer { at, trailer_at, .. } => {
+            if strict && !is_torn_tail(&buf, at) {
+                return Err(FilesError::corrupt(
+                    &path,
+                    trailer_at as u64,
+                    "seal record without its trailer, with valid records after it",
+                ));
+            }
+            cut = true;
+            at
+        }
+        // A damaged length field can make any record look cut short: it is a torn write only
+        // if no valid record follows.
+        ScanEnd::Truncated { at } => {
+            if strict && !is_torn_tail(&buf, at) {
+                return Err(FilesError::corrupt(
+                    &path,
+                    at as u64,
+                    "record runs past the end of the segment, with valid records after it",
+                ));
+            }
+            cut = true;
+            at
+        }
+        ScanEnd::Bad { at, reason } => {
+            if strict && !is_torn_tail(&buf, at) {
+                return Err(FilesError::corrupt(
+                    &path,
+                    at as u64,
+                    format!("{reason}, with valid records after it"),
+                ));
+            }
+            cut = true;
+            at
+        }
+    };
     if cut {
         // A torn final record (or, in lenient mode, everything from the first damaged one).
         engine.stats.torn_tail_bytes_cut = len - pos as u64;

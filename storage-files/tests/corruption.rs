@@ -117,6 +117,21 @@ fn middle_sealed(b: &Built) -> Sealed {
     s
 }
 
+/// `storage_files::verify` finds the damage too, without changing anything: a problem naming
+/// `path` and, if given, `offset`.
+fn expect_verify_finds(dir: &Path, path: &Path, offset: Option<u64>, ctx: &str) {
+    let summary = verify_unchanged(dir, ctx).unwrap_or_else(|e| panic!("{ctx}: verify: {e}"));
+    assert!(
+        summary
+            .problems
+            .iter()
+            .any(|p| p.file == path && (offset.is_none() || p.offset == offset)),
+        "{ctx}: verify does not report damage in {} at {offset:?}: {:?}",
+        path.display(),
+        summary.problems
+    );
+}
+
 fn expect_corrupt(e: &FilesError, path: &Path, offset: Option<u64>, ctx: &str) {
     match e {
         FilesError::Corrupt {
@@ -194,6 +209,8 @@ fn flipped_bits_in_a_sealed_segments_records() {
         let path = same_file(d.path(), &s.path);
         flip_bit(&path, at, (at % 8) as u8);
         let ctx = format!("bit flipped at {at} of sealed {}", path.display());
+        // Verify reads every record.
+        expect_verify_finds(d.path(), &path, None, &ctx);
         // Open reads only the header and trailer of a sealed segment.
         let store = Store::open(d.path(), opts()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         let failed = read_each(&store, &b.model, run.clone(), &path, &ctx);
@@ -250,6 +267,7 @@ fn flipped_bits_in_a_sealed_segments_seal_and_trailer() {
             path.display(),
             s.seal_offset
         );
+        expect_verify_finds(d.path(), &path, None, &ctx);
         if at >= trailer_at {
             let e = Store::open(d.path(), opts()).expect_err(&ctx);
             expect_corrupt(&e, &path, Some(trailer_at), &ctx);
@@ -287,6 +305,13 @@ fn flipped_bits_in_segment_headers() {
             let path = same_file(d.path(), seg);
             flip_bit(&path, at, (at % 8) as u8);
             let ctx = format!("bit flipped at {at} of the header of {}", path.display());
+            match verify_unchanged(d.path(), &ctx) {
+                Err(e) => assert!(
+                    (8..12).contains(&at) && e.reason.contains("format version"),
+                    "{ctx}: verify: {e}"
+                ),
+                Ok(_) => expect_verify_finds(d.path(), &path, None, &ctx),
+            }
             match Store::open(d.path(), opts()) {
                 Ok(_) => panic!("{ctx}: opened"),
                 Err(FilesError::FormatVersion {
@@ -325,8 +350,11 @@ fn flipped_bits_in_the_last_segment_before_a_valid_record() {
                 "bit flipped at {at} of record {k} [{start}, {end}) of {}",
                 path.display()
             );
+            let verified = verify_unchanged(d.path(), &ctx).unwrap();
             let result = Store::open(d.path(), opts());
             if k + 1 < n {
+                // Verify calls damage what open refuses, at the same offset.
+                expect_verify_finds(d.path(), &path, Some(*start), &ctx);
                 let e = result.expect_err(&format!("{ctx}: opened"));
                 expect_corrupt(&e, &path, Some(*start), &ctx);
                 // Lenient recovery opens the batches before the damaged record.
@@ -343,7 +371,14 @@ fn flipped_bits_in_the_last_segment_before_a_valid_record() {
                     }
                 }
             } else {
-                // The last record: indistinguishable from a torn write, it is cut.
+                // The last record: indistinguishable from a torn write, it is cut; verify
+                // says so, and calls the store clean.
+                assert!(verified.is_clean(), "{ctx}: {:?}", verified.problems);
+                assert!(
+                    verified.notes.iter().any(|n| n.contains("next open cuts")),
+                    "{ctx}: {:?}",
+                    verified.notes
+                );
                 let store = result.unwrap_or_else(|e| panic!("{ctx}: {e}"));
                 let before = &b.last_records[k - 1].0;
                 if let Err(e) = verify_store(&store, before) {
@@ -404,6 +439,7 @@ fn truncated_snapshot_file() {
         .unwrap()
         .set_len(len - 1)
         .unwrap();
+    expect_verify_finds(d.path(), &snap, None, "truncated snapshot file");
     let e = Store::open(d.path(), opts()).unwrap_err();
     expect_corrupt(&e, &snap, None, "truncated snapshot file");
 }
@@ -414,6 +450,7 @@ fn missing_snapshot_file() {
     let d = copy_of(&b);
     let snap = snapshots(d.path()).pop().unwrap();
     std::fs::remove_file(&snap).unwrap();
+    expect_verify_finds(d.path(), &snap, None, "missing snapshot file");
     let e = Store::open(d.path(), opts()).unwrap_err();
     expect_corrupt(&e, &snap, None, "missing snapshot file");
     assert!(e.to_string().contains("missing"), "{e}");
@@ -432,6 +469,7 @@ fn missing_oldest_segment_file() {
     let d = copy_of(&b);
     let segs = segments(d.path());
     std::fs::remove_file(&segs[0]).unwrap();
+    expect_verify_finds(d.path(), &segs[0], None, "missing oldest segment file");
     match Store::open(d.path(), opts()) {
         Err(FilesError::Corrupt { .. }) => {}
         Err(e) => panic!("expected Corrupt, got {e}"),
@@ -445,6 +483,7 @@ fn missing_segment_file() {
     let d = copy_of(&b);
     let segs = segments(d.path());
     std::fs::remove_file(&segs[1]).unwrap();
+    expect_verify_finds(d.path(), &segs[1], None, "missing segment file");
     let e = Store::open(d.path(), opts()).unwrap_err();
     expect_corrupt(&e, &segs[1], Some(0), "missing segment file");
 }
@@ -517,10 +556,22 @@ fn foreign_files_are_not_segments() {
     // A file with a segment's name that is not one.
     let segs = segments(d.path());
     std::fs::write(&segs[1], b"this is not a paxstore segment, just text").unwrap();
+    expect_verify_finds(
+        d.path(),
+        &segs[1],
+        Some(0),
+        "a text file named like a segment",
+    );
     let e = Store::open(d.path(), opts()).unwrap_err();
     expect_corrupt(&e, &segs[1], Some(0), "a text file named like a segment");
     // An empty one.
     std::fs::write(&segs[1], b"").unwrap();
+    expect_verify_finds(
+        d.path(),
+        &segs[1],
+        Some(0),
+        "an empty file named like a segment",
+    );
     let e = Store::open(d.path(), opts()).unwrap_err();
     expect_corrupt(&e, &segs[1], Some(0), "an empty file named like a segment");
 }

@@ -206,13 +206,36 @@ fn torn_tail(prealloc: bool, sealed: bool) -> usize {
         }
         let file_len = torn.len() as u64;
         std::fs::write(dir.path().join(&w.last_name), torn).unwrap();
+        let tail_is_zeros = final_bytes[end_m as usize..c].iter().all(|&b| b == 0);
+
+        // Verify, before the open cuts anything: clean, the state after `m` batches, and a
+        // note about the torn tail exactly when there is one.
+        let summary =
+            verify_unchanged(dir.path(), &label).unwrap_or_else(|e| panic!("{label}: verify: {e}"));
+        assert!(summary.is_clean(), "{label}: {:?}", summary.problems);
+        let log = &summary.logs[0];
+        assert_eq!(
+            (log.first, log.next, log.decided, log.compacted),
+            (
+                model.first as u64,
+                model.next as u64,
+                model.decided_idx as u64,
+                model.compacted_idx as u64
+            ),
+            "{label}: verify's metadata"
+        );
+        assert_eq!(
+            summary.notes.iter().any(|n| n.contains("next open cuts")),
+            !tail_is_zeros,
+            "{label}: {:?}",
+            summary.notes
+        );
 
         let store = Store::open(dir.path(), opts().preallocate(prealloc))
             .unwrap_or_else(|e| panic!("{label}: open failed: {e}"));
         if let Err(e) = verify_store(&store, model) {
             panic!("{label}: not the state after {m} batches: {e}");
         }
-        let tail_is_zeros = final_bytes[end_m as usize..c].iter().all(|&b| b == 0);
         let expect_cut = if tail_is_zeros { 0 } else { file_len - end_m };
         let got_cut = store.stats().torn_tail_bytes_cut;
         if !(got_cut == expect_cut || (tail_is_zeros && got_cut == file_len - end_m)) {

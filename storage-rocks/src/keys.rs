@@ -126,6 +126,13 @@ pub(crate) fn meta_key(name: &str, field: Field) -> Vec<u8> {
     key
 }
 
+/// The name of the log whose registration key `key` is (`"<log>/R"`), or `None` if `key` is
+/// not a registration key.
+pub(crate) fn registered_log(key: &[u8]) -> Option<&[u8]> {
+    key.strip_suffix(meta_key("", Field::Registered).as_slice())
+        .filter(|name| !name.is_empty())
+}
+
 /// The half-open key range holding every metadata key of log `name`.
 pub(crate) fn meta_range(name: &str) -> (Vec<u8>, Vec<u8>) {
     let mut start = name.as_bytes().to_vec();
@@ -199,5 +206,11 @@ mod tests {
             assert!(!(start <= other && other < end));
         }
         assert!(!(start.as_slice() <= FORMAT_KEY && FORMAT_KEY < end.as_slice()));
+        assert_eq!(
+            registered_log(&meta_key("ab", Field::Registered)),
+            Some(&b"ab"[..])
+        );
+        assert_eq!(registered_log(&meta_key("ab", Field::Promise)), None);
+        assert_eq!(registered_log(FORMAT_KEY), None);
     }
 }

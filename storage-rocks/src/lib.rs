@@ -10,6 +10,8 @@
 //! - [`RocksOptions`]: the sync policy (durable by default), when trimmed space is reclaimed,
 //!   and escape hatches to the underlying `rocksdb::Options`.
 //! - [`Error`]: every failure, with the path, the column family or log and the operation.
+//! - [`verify()`]: reads and checks a store directory without opening it for writing (what
+//!   `paxstore inspect` and `paxstore verify` show), as a [`storage_core::verify::Summary`].
 //!
 //! The backend follows the paxstore storage contract (see `storage-core`) and passes its
 //! conformance suite, crash tests included.
@@ -66,6 +68,7 @@ mod options;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod verify;
 
 pub use error::{Error, Result};
 pub use identity::{identify, is_own_file_name, is_rocksdb_file_name, Found, BACKEND};
@@ -73,6 +76,7 @@ pub use keys::{MAX_NAME_LEN, SINGLE_LOG};
 pub use log::RocksStorage;
 pub use options::RocksOptions;
 pub use store::{RocksStore, FORMAT_VERSION};
+pub use verify::verify;
 
 /// The `rocksdb` crate this backend is built on, for [`RocksOptions::tune_db`] and
 /// [`RocksOptions::tune_logs`].

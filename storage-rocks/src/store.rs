@@ -30,7 +30,7 @@ use crate::options::RocksOptions;
 pub(crate) type Db = DBWithThreadMode<MultiThreaded>;
 
 /// Written in the database's format record; anything else in that record is foreign.
-const MAGIC: &str = "paxstore-rocks";
+pub(crate) const MAGIC: &str = "paxstore-rocks";
 /// The on-disk format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 

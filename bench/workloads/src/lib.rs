@@ -441,20 +441,9 @@ pub fn dir_size(path: &Path) -> std::io::Result<u64> {
     Ok(total)
 }
 
-/// `bytes` in human units (`512 B`, `1.5 KiB`, `3.2 MiB`, `1.0 GiB`).
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
+/// `bytes` in human units (`512 B`, `1.5 KiB`, `3.2 MiB`, `1.0 GiB`): the one in
+/// `storage_core::verify`, which the backends' reports use.
+pub use storage_core::verify::human_bytes;
 
 /// The long-log scenario, in directory `dir` (opened with `open`):
 ///

@@ -13,6 +13,7 @@ use storage_core::conformance::{cases, verify_store};
 use storage_core::kv::KeyValue;
 use storage_core::model::Model;
 use storage_files::env::FileSystem;
+#[cfg(feature = "format")]
 use storage_files::format::{self, Frame, Loc};
 use storage_files::{FilesError, FilesOptions, FilesStorage};
 
@@ -68,6 +69,34 @@ pub fn expect_state(store: &Store, model: &Model<KeyValue>, ctx: &str) {
 /// Copies the store directory `from` into `to` (created if missing).
 pub fn copy_dir(from: &Path, to: &Path) {
     storage_core::conformance::copy_dir(from, to).unwrap();
+}
+
+/// Every file of `dir` with its bytes: to check that something changed nothing.
+pub fn dir_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().into_string().unwrap(),
+                fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// `storage_files::verify` of `dir`, checking that it changed nothing in the directory.
+pub fn verify_unchanged(
+    dir: &Path,
+    ctx: &str,
+) -> Result<storage_core::verify::Summary, storage_core::verify::Unreadable> {
+    let before = dir_bytes(dir);
+    let result = storage_files::verify(dir);
+    assert!(
+        dir_bytes(dir) == before,
+        "{ctx}: verify changed the directory"
+    );
+    result
 }
 
 /// The segment files of `dir`, oldest first.
@@ -144,6 +173,7 @@ pub fn read_everything(store: &Store, upto: usize) -> usize {
 }
 
 /// The header length, trailer and seal positions of a sealed segment.
+#[cfg(feature = "format")]
 pub struct Sealed {
     pub path: PathBuf,
     pub header_len: u64,
@@ -153,6 +183,8 @@ pub struct Sealed {
     pub len: u64,
 }
 
+/// Reads a sealed segment's layout (feature `format`: it decodes the on-disk format).
+#[cfg(feature = "format")]
 pub fn sealed(path: &Path) -> Sealed {
     let bytes = std::fs::read(path).unwrap();
     let (_, header_len) = format::decode_header(&bytes).unwrap();
