@@ -17,13 +17,13 @@ use storage_core::{
     plan::{Plan, Step},
 };
 
+use crate::db::{RocksStore, Shared};
 use crate::error::{Error, Result};
 use crate::keys::{
     decode_entry_key, entry_key, log_cf, meta_key, Field, MetaKeys, ENTRY_KEYS_END, META_CF,
     SINGLE_LOG,
 };
 use crate::options::RocksOptions;
-use crate::store::{RocksStore, Shared};
 
 /// The largest number of entries a read reserves memory for up front: the bounds come from
 /// disk, and a damaged bound must not make a read reserve absurd amounts.
