@@ -9,7 +9,7 @@ use omnipaxos::{
 
 use crate::bounds::Bounds;
 use crate::error::Result;
-use crate::plan::{self, Plan, Step};
+use crate::plan::{self, Entries, Plan, Step};
 
 /// An in-memory OmniPaxos log that honours the paxstore contract line by line.
 ///
@@ -78,7 +78,11 @@ impl<T: Entry> MemoryStorage<T> {
         match step {
             Step::Put { at, entries, .. } => {
                 self.log.truncate(at - self.bounds.first);
-                self.log.extend(entries);
+                match entries {
+                    Entries::One(e) => self.log.push_back(e),
+                    // Extending from the vector itself moves the entries in one copy.
+                    Entries::Many(v) => self.log.extend(v),
+                }
             }
             Step::DropPrefix { from, to } => {
                 self.log.drain(..to - from);

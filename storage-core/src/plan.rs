@@ -303,19 +303,9 @@ impl<T: Entry> Plan<T> {
         })
     }
 
-    /// The bounds the batch starts from.
-    pub fn bounds_before(&self) -> Bounds {
-        self.before
-    }
-
     /// The bounds once every step is applied.
     pub fn bounds(&self) -> Bounds {
         self.after
-    }
-
-    /// Whether the batch has no op at all.
-    pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
     }
 }
 
@@ -490,7 +480,6 @@ mod tests {
             StorageOp::Trim(8),
         ];
         let plan = Plan::new(Bounds::new(0, 0), ops).unwrap();
-        assert_eq!(plan.bounds_before(), Bounds::new(0, 0));
         assert_eq!(plan.bounds(), Bounds::new(8, 8));
         let steps: Vec<Step<KeyValue>> = plan.into_iter().map(Result::unwrap).collect();
         assert_eq!(
