@@ -6,7 +6,9 @@
 //! - [`error`]: the error type, with context, boxed into `StorageResult` by `?`;
 //! - [`codec`]: bincode 2 over serde behind a format-version byte, for persistent backends;
 //! - [`options`]: the options shared by persistent backends (the sync policy);
-//! - [`bounds`]: the index bookkeeping of the contract, shared by the backends;
+//! - [`bounds`]: where the stored log starts and ends, and the ranges reads return;
+//! - [`plan`]: the one place a batch is checked and turned into steps for a backend to write
+//!   (the append, `append_on_prefix` and trim rules);
 //! - [`MemoryStorage`]: an in-memory backend exact to the contract;
 //! - [`model`]: a reference model written for clarity;
 //! - [`verify`]: what a backend's verifier reports (`paxstore inspect`, `paxstore verify`);
@@ -38,6 +40,7 @@ pub mod kv;
 mod memory;
 pub mod model;
 pub mod options;
+pub mod plan;
 pub mod verify;
 
 #[cfg(feature = "conformance")]

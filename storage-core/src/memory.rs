@@ -7,15 +7,17 @@ use omnipaxos::{
     storage::{Entry, StopSign, Storage, StorageOp, StorageResult},
 };
 
-use crate::bounds::{Bounds, PrefixEffect, TrimEffect};
+use crate::bounds::Bounds;
 use crate::error::Result;
+use crate::plan::{self, Entries, Plan, Step};
 
 /// An in-memory OmniPaxos log that honours the paxstore contract line by line.
 ///
 /// - Entries live in a `VecDeque` addressed by absolute index: a trim pops entries off the
 ///   front (cost proportional to what is trimmed, never to what remains).
-/// - `write_atomically` validates the whole batch against the log bounds before applying
-///   anything, so an `Err` leaves the store exactly as it was.
+/// - `write_atomically` goes through a [`Plan`](crate::plan::Plan), which checks the whole
+///   batch against the log bounds before anything is applied, so an `Err` leaves the store
+///   exactly as it was.
 /// - Reads outside `[first, next)` return an empty vector, never a panic or a shifted range.
 ///
 /// Nothing survives the process: use it for tests, simulations and as the reference for
@@ -70,71 +72,38 @@ impl<T: Entry> MemoryStorage<T> {
         self.bounds
     }
 
-    fn do_append(&mut self, entries: impl IntoIterator<Item = T>) -> Result<()> {
-        let before = self.log.len();
-        self.log.extend(entries);
-        let added = self.log.len() - before;
-        self.bounds
-            .append(added)
-            .inspect_err(|_| self.log.truncate(before))
+    /// Applies one step of a plan, `self.bounds` being the bounds it meets. The caller
+    /// updates the bounds afterwards.
+    fn apply(&mut self, step: Step<T>) {
+        match step {
+            Step::Put { at, entries, .. } => {
+                self.log.truncate(at - self.bounds.first);
+                match entries {
+                    Entries::One(e) => self.log.push_back(e),
+                    // Extending from the vector itself moves the entries in one copy.
+                    Entries::Many(v) => self.log.extend(v),
+                }
+            }
+            Step::DropPrefix { from, to } => {
+                self.log.drain(..to - from);
+            }
+            Step::Reset { .. } => self.log.clear(),
+            Step::Promise(b) => self.promise = Some(b),
+            Step::AcceptedRound(b) => self.accepted_round = Some(b),
+            Step::DecidedIdx(i) => self.decided_idx = i,
+            Step::CompactedIdx(i) => self.compacted_idx = i,
+            Step::Stopsign(s) => self.stopsign = s,
+            Step::Snapshot(s) => self.snapshot = s,
+        }
     }
 
-    fn do_append_on_prefix(&mut self, from_idx: usize, entries: Vec<T>) -> Result<()> {
+    /// A single-op call: checked, then applied.
+    fn write(&mut self, op: StorageOp<T>) -> Result<()> {
         let mut bounds = self.bounds;
-        match bounds.append_on_prefix(from_idx, entries.len())? {
-            PrefixEffect::Noop => {}
-            PrefixEffect::TruncateAndAppend { from } => {
-                self.log.truncate(from - self.bounds.first);
-                self.log.extend(entries);
-            }
+        if let Some(step) = plan::step(&mut bounds, op)? {
+            self.apply(step);
         }
         self.bounds = bounds;
-        Ok(())
-    }
-
-    fn do_trim(&mut self, idx: usize) {
-        let first = self.bounds.first;
-        match self.bounds.trim(idx) {
-            TrimEffect::Noop => {}
-            TrimEffect::DropPrefix { to } => {
-                self.log.drain(..to - first);
-            }
-            TrimEffect::Reset { .. } => self.log.clear(),
-        }
-    }
-
-    /// Checks every op of a batch against the bounds it will meet, without changing anything.
-    fn validate(&self, ops: &[StorageOp<T>]) -> Result<()> {
-        let mut b = self.bounds;
-        for op in ops {
-            match op {
-                StorageOp::AppendEntry(_) => b.append(1)?,
-                StorageOp::AppendEntries(v) => b.append(v.len())?,
-                StorageOp::AppendOnPrefix(i, v) => {
-                    b.append_on_prefix(*i, v.len())?;
-                }
-                StorageOp::Trim(i) => {
-                    b.trim(*i);
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, op: StorageOp<T>) -> Result<()> {
-        match op {
-            StorageOp::AppendEntry(e) => self.do_append([e])?,
-            StorageOp::AppendEntries(v) => self.do_append(v)?,
-            StorageOp::AppendOnPrefix(i, v) => self.do_append_on_prefix(i, v)?,
-            StorageOp::SetPromise(b) => self.promise = Some(b),
-            StorageOp::SetDecidedIndex(i) => self.decided_idx = i,
-            StorageOp::SetAcceptedRound(b) => self.accepted_round = Some(b),
-            StorageOp::SetCompactedIdx(i) => self.compacted_idx = i,
-            StorageOp::Trim(i) => self.do_trim(i),
-            StorageOp::SetStopsign(s) => self.stopsign = s,
-            StorageOp::SetSnapshot(s) => self.snapshot = s,
-        }
         Ok(())
     }
 
@@ -154,35 +123,33 @@ impl<T: Entry> MemoryStorage<T> {
 
 impl<T: Entry> Storage<T> for MemoryStorage<T> {
     fn write_atomically(&mut self, ops: Vec<StorageOp<T>>) -> StorageResult<()> {
-        self.validate(&ops)?;
-        for op in ops {
-            // Cannot fail: `validate` checked every op against the bounds it meets in order,
-            // and the remaining ops have no failure mode in memory.
-            self.apply(op)?;
+        // The plan checks the whole batch before anything is applied.
+        let mut steps = Plan::new(self.bounds, ops)?.into_iter();
+        while let Some(step) = steps.next() {
+            self.apply(step?);
+            self.bounds = steps.bounds();
         }
         Ok(())
     }
 
     fn append_entry(&mut self, entry: T) -> StorageResult<()> {
-        Ok(self.do_append([entry])?)
+        Ok(self.write(StorageOp::AppendEntry(entry))?)
     }
 
     fn append_entries(&mut self, entries: Vec<T>) -> StorageResult<()> {
-        Ok(self.do_append(entries)?)
+        Ok(self.write(StorageOp::AppendEntries(entries))?)
     }
 
     fn append_on_prefix(&mut self, from_idx: usize, entries: Vec<T>) -> StorageResult<()> {
-        Ok(self.do_append_on_prefix(from_idx, entries)?)
+        Ok(self.write(StorageOp::AppendOnPrefix(from_idx, entries))?)
     }
 
     fn set_promise(&mut self, n_prom: Ballot) -> StorageResult<()> {
-        self.promise = Some(n_prom);
-        Ok(())
+        Ok(self.write(StorageOp::SetPromise(n_prom))?)
     }
 
     fn set_decided_idx(&mut self, ld: usize) -> StorageResult<()> {
-        self.decided_idx = ld;
-        Ok(())
+        Ok(self.write(StorageOp::SetDecidedIndex(ld))?)
     }
 
     fn get_decided_idx(&self) -> StorageResult<usize> {
@@ -190,8 +157,7 @@ impl<T: Entry> Storage<T> for MemoryStorage<T> {
     }
 
     fn set_accepted_round(&mut self, na: Ballot) -> StorageResult<()> {
-        self.accepted_round = Some(na);
-        Ok(())
+        Ok(self.write(StorageOp::SetAcceptedRound(na))?)
     }
 
     fn get_accepted_round(&self) -> StorageResult<Option<Ballot>> {
@@ -215,8 +181,7 @@ impl<T: Entry> Storage<T> for MemoryStorage<T> {
     }
 
     fn set_stopsign(&mut self, s: Option<StopSign>) -> StorageResult<()> {
-        self.stopsign = s;
-        Ok(())
+        Ok(self.write(StorageOp::SetStopsign(s))?)
     }
 
     fn get_stopsign(&self) -> StorageResult<Option<StopSign>> {
@@ -224,13 +189,11 @@ impl<T: Entry> Storage<T> for MemoryStorage<T> {
     }
 
     fn trim(&mut self, idx: usize) -> StorageResult<()> {
-        self.do_trim(idx);
-        Ok(())
+        Ok(self.write(StorageOp::Trim(idx))?)
     }
 
     fn set_compacted_idx(&mut self, idx: usize) -> StorageResult<()> {
-        self.compacted_idx = idx;
-        Ok(())
+        Ok(self.write(StorageOp::SetCompactedIdx(idx))?)
     }
 
     fn get_compacted_idx(&self) -> StorageResult<usize> {
@@ -238,8 +201,7 @@ impl<T: Entry> Storage<T> for MemoryStorage<T> {
     }
 
     fn set_snapshot(&mut self, snapshot: Option<T::Snapshot>) -> StorageResult<()> {
-        self.snapshot = snapshot;
-        Ok(())
+        Ok(self.write(StorageOp::SetSnapshot(snapshot))?)
     }
 
     fn get_snapshot(&self) -> StorageResult<Option<T::Snapshot>> {

@@ -2,8 +2,8 @@
 //! for clarity, not speed.
 //!
 //! A `BTreeMap` from absolute index to entry, the two bounds and the metadata. Every rule is
-//! spelled out on its own, independently of the [`Bounds`](crate::bounds::Bounds) helper the
-//! backends share, so that a mistake in that helper shows up as a disagreement with the model.
+//! spelled out on its own, independently of the [`plan`](crate::plan) rules the backends
+//! share, so that a mistake in those rules shows up as a disagreement with the model.
 
 use std::collections::BTreeMap;
 

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use serde::Serialize;
 use storage_core::bounds::Bounds;
+use storage_core::plan::{self, Change};
 
 use crate::env::{self, FileSystem, FsFile, FsLock};
 use crate::error::{FilesError, Result};
@@ -50,6 +52,38 @@ pub(crate) const HANDLES: usize = 16;
 /// record that frees space may use: when the disk is full, a trim can still be written, and
 /// the space it frees lets the store go on.
 pub(crate) const RESERVE: u64 = 64 << 10;
+
+/// One batch on its way to disk: its record, built in the engine's reused buffer, the bounds
+/// its plan leaves the log with, and the snapshot it sets (written at commit, before the
+/// record that refers to it).
+pub(crate) struct Batch {
+    record: BatchBuilder,
+    bounds: Bounds,
+    /// `Some(new)` when the batch sets the snapshot (`new` its encoding, `None` to clear it).
+    snapshot: Option<Option<Vec<u8>>>,
+}
+
+impl Batch {
+    /// Drops the entries `>= at`, then appends `entries` at `at`.
+    pub(crate) fn put<T: Serialize>(&mut self, at: usize, entries: &[T]) -> Result<()> {
+        Ok(self.record.append(at as u64, entries)?)
+    }
+
+    /// `trim(to)`.
+    pub(crate) fn trim(&mut self, to: usize) {
+        self.record.trim(to as u64);
+    }
+
+    /// A metadata write.
+    pub(crate) fn meta(&mut self, op: MetaOp) -> Result<()> {
+        Ok(self.record.meta(op)?)
+    }
+
+    /// Sets the snapshot (its encoding, or `None` to clear it).
+    pub(crate) fn snapshot(&mut self, bytes: Option<Vec<u8>>) {
+        self.snapshot = Some(bytes);
+    }
+}
 
 pub(crate) struct Engine {
     pub(crate) dir: PathBuf,
@@ -104,54 +138,56 @@ impl Engine {
             .map_err(|e| FilesError::io("fsync directory", &self.dir, e))
     }
 
-    /// Applies the effects of a batch record stored at `record_offset` of segment `seg`.
-    /// Recovery calls it on what it reads; the write path on what it just made durable.
+    /// The store's marker.
+    pub(crate) fn marker(&self) -> &storage_core::identity::Marker {
+        &self.marker
+    }
+
+    /// The store's metadata (bounds included).
+    pub(crate) fn checkpoint(&self) -> &Checkpoint {
+        &self.meta
+    }
+
+    /// Applies the effects of a batch record stored at `record_offset` of segment `seg`, with
+    /// the log rules of [`storage_core::plan`]. Recovery calls it on what it reads; the write
+    /// path on what it just made durable.
     pub(crate) fn apply_effects(
         &mut self,
         seg: u64,
         record_offset: u64,
         effects: Vec<Effect>,
     ) -> std::result::Result<(), String> {
+        let index = |i: u64| usize::try_from(i).map_err(|_| format!("index {i} beyond usize"));
+        let mut bounds = self.bounds();
         for effect in effects {
             match effect {
                 Effect::Append { at, locs } => {
-                    if at < self.meta.first || at > self.meta.next {
-                        return Err(format!(
-                            "append at index {at} outside the stored log [{}, {}]",
-                            self.meta.first, self.meta.next
-                        ));
-                    }
-                    let n = locs.len() as u64;
-                    let rebase = |l: Loc| -> std::result::Result<Loc, String> {
-                        let offset = record_offset + l.offset as u64;
-                        u32::try_from(offset)
-                            .map(|offset| Loc { offset, len: l.len })
-                            .map_err(|_| format!("entry offset {offset} beyond 4 GiB"))
-                    };
-                    let rebased = locs
-                        .into_iter()
-                        .map(rebase)
-                        .collect::<std::result::Result<Vec<_>, _>>()?;
-                    let Some(next) = at.checked_add(n) else {
-                        return Err(format!("{n} entries appended at index {at} overflow"));
-                    };
-                    self.index.truncate(at);
-                    self.index.append(seg, at, rebased.into_iter());
-                    self.meta.next = next;
-                }
-                Effect::Trim(i) => {
-                    if i <= self.meta.first {
-                    } else if i <= self.meta.next {
-                        self.meta.first = i;
-                        self.index.trim(i);
-                    } else {
-                        self.meta.first = i;
-                        self.meta.next = i;
-                        self.index.clear();
+                    let change = plan::append_on_prefix(&mut bounds, index(at)?, locs.len())
+                        .map_err(|e| format!("a record holds {e}"))?;
+                    if change.is_some() {
+                        // Offsets grow along the record: the last is the largest.
+                        let end = locs.last().map_or(0, |l| record_offset + l.offset as u64);
+                        if end > u32::MAX as u64 {
+                            return Err(format!("entry offset {end} beyond 4 GiB"));
+                        }
+                        let rebased = locs.into_iter().map(|l| Loc {
+                            offset: (record_offset + l.offset as u64) as u32,
+                            len: l.len,
+                        });
+                        self.index.truncate(at);
+                        self.index.append(seg, at, rebased);
                     }
                 }
+                Effect::Trim(i) => match plan::trim(&mut bounds, index(i)?) {
+                    None => {}
+                    Some(Change::DropPrefix { to, .. }) => self.index.trim(to as u64),
+                    // A reset: the log restarts empty.
+                    Some(_) => self.index.clear(),
+                },
                 Effect::Meta(op) => op.apply(&mut self.meta),
             }
+            self.meta.first = bounds.first as u64;
+            self.meta.next = bounds.next as u64;
         }
         Ok(())
     }
@@ -201,14 +237,24 @@ impl Engine {
         Ok(r)
     }
 
-    /// Makes one batch durable and applies it. `snapshot` is `Some(new)` when the batch sets
-    /// the snapshot (`new` is its encoding, `None` to clear it).
-    pub(crate) fn commit(
-        &mut self,
-        mut batch: BatchBuilder,
-        snapshot: Option<Option<Vec<u8>>>,
-    ) -> Result<()> {
+    /// Starts a batch that leaves the log with `bounds`; its record is built in the
+    /// buffer of the last one.
+    pub(crate) fn batch(&mut self, bounds: Bounds) -> Batch {
+        Batch {
+            record: BatchBuilder::with_buffer(std::mem::take(&mut self.scratch)),
+            bounds,
+            snapshot: None,
+        }
+    }
+
+    /// Makes one batch durable (its snapshot file first, then its record) and applies it.
+    pub(crate) fn commit(&mut self, batch: Batch) -> Result<()> {
         self.check()?;
+        let Batch {
+            mut record,
+            bounds,
+            snapshot,
+        } = batch;
         let old_snapshot = self.meta.snapshot;
         let snapshot_set = snapshot.is_some();
         let mut new_file = None;
@@ -221,12 +267,12 @@ impl Engine {
                 }
                 None => None,
             };
-            batch.meta(MetaOp::Snapshot(r))?;
+            record.meta(MetaOp::Snapshot(r))?;
         }
-        if batch.is_empty() {
+        if record.is_empty() {
             return Ok(());
         }
-        let (record, effects) = batch.finish();
+        let (record, effects) = record.finish();
         let trims = effects.iter().any(|e| matches!(e, Effect::Trim(_)));
         // A record that makes files dead (a trim, a new snapshot) is synced whatever the sync
         // policy: the files are deleted on its strength, and a power loss that took the record
@@ -248,8 +294,16 @@ impl Engine {
                 return Err(e);
             }
         };
-        if let Err(reason) = self.apply_effects(seg, offset, effects) {
-            // Cannot happen: the batch was validated against the bounds before encoding.
+        let applied = self.apply_effects(seg, offset, effects).and_then(|()| {
+            (self.bounds() == bounds).then_some(()).ok_or_else(|| {
+                format!(
+                    "the record leaves the log at {:?}, its plan at {bounds:?}",
+                    self.bounds()
+                )
+            })
+        });
+        if let Err(reason) = applied {
+            // Cannot happen: the record holds the plan's steps, replayed by the same rules.
             let err = FilesError::corrupt(self.path(&format::segment_name(seg)), offset, reason);
             self.poison(&err);
             return Err(err);

@@ -10,13 +10,13 @@ use omnipaxos::{
 };
 use serde::{de::DeserializeOwned, Serialize};
 use storage_core::{
-    bounds::{PrefixEffect, TrimEffect},
     codec,
+    plan::{Plan, Step},
 };
 
 use crate::engine::Engine;
 use crate::error::Result;
-use crate::format::{BatchBuilder, MetaOp};
+use crate::format::MetaOp;
 use crate::options::FilesOptions;
 use crate::stats::Stats;
 
@@ -56,10 +56,11 @@ pub struct FilesStorage<T: Entry> {
 
 impl<T: Entry> std::fmt::Debug for FilesStorage<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bounds = self.engine.bounds();
         f.debug_struct("FilesStorage")
             .field("dir", &self.engine.dir())
-            .field("first", &self.engine.meta.first)
-            .field("next", &self.engine.meta.next)
+            .field("first", &bounds.first)
+            .field("next", &bounds.next)
             .finish()
     }
 }
@@ -90,7 +91,7 @@ where
 
     /// The store's marker: backend, format version and store id.
     pub fn marker(&self) -> &storage_core::identity::Marker {
-        &self.engine.marker
+        self.engine.marker()
     }
 
     /// The stored log bounds `[first, next)`.
@@ -118,50 +119,29 @@ where
         self.engine.wait_for_purge()
     }
 
+    /// One call's path: the plan checks the batch, the engine batch encodes its steps, the
+    /// engine commits it.
     fn write(&mut self, ops: Vec<StorageOp<T>>) -> Result<()> {
         self.engine.check()?;
-        let mut bounds = self.engine.bounds();
-        let mut batch = BatchBuilder::with_buffer(std::mem::take(&mut self.engine.scratch));
-        let mut snapshot = None;
-        for op in &ops {
-            match op {
-                StorageOp::AppendEntry(e) => {
-                    let at = bounds.next as u64;
-                    bounds.append(1)?;
-                    batch.append(at, [e])?;
-                }
-                StorageOp::AppendEntries(v) => {
-                    if !v.is_empty() {
-                        let at = bounds.next as u64;
-                        bounds.append(v.len())?;
-                        batch.append(at, v)?;
-                    }
-                }
-                StorageOp::AppendOnPrefix(i, v) => match bounds.append_on_prefix(*i, v.len())? {
-                    PrefixEffect::Noop => {}
-                    PrefixEffect::TruncateAndAppend { from } => batch.append(from as u64, v)?,
-                },
-                StorageOp::Trim(i) => {
-                    if bounds.trim(*i) != TrimEffect::Noop {
-                        batch.trim(*i as u64);
-                    }
-                }
-                StorageOp::SetPromise(b) => batch.meta(MetaOp::Promise(*b))?,
-                StorageOp::SetAcceptedRound(b) => batch.meta(MetaOp::Accepted(*b))?,
-                StorageOp::SetDecidedIndex(i) => batch.meta(MetaOp::Decided(*i as u64))?,
-                StorageOp::SetCompactedIdx(i) => batch.meta(MetaOp::Compacted(*i as u64))?,
-                StorageOp::SetStopsign(s) => batch.meta(MetaOp::Stopsign(s.clone()))?,
-                // Only the last snapshot of a batch survives it; it is written at commit.
-                StorageOp::SetSnapshot(s) => {
-                    snapshot = Some(
-                        s.as_ref()
-                            .map(|s| codec::encode("snapshot", s))
-                            .transpose()?,
-                    );
-                }
+        let plan = Plan::new(self.engine.bounds(), ops)?;
+        let mut batch = self.engine.batch(plan.bounds());
+        for step in plan {
+            match step? {
+                Step::Put { at, entries, .. } => batch.put(at, entries.as_slice())?,
+                Step::DropPrefix { to, .. } | Step::Reset { to, .. } => batch.trim(to),
+                Step::Promise(b) => batch.meta(MetaOp::Promise(b))?,
+                Step::AcceptedRound(b) => batch.meta(MetaOp::Accepted(b))?,
+                Step::DecidedIdx(i) => batch.meta(MetaOp::Decided(i as u64))?,
+                Step::CompactedIdx(i) => batch.meta(MetaOp::Compacted(i as u64))?,
+                Step::Stopsign(s) => batch.meta(MetaOp::Stopsign(s))?,
+                Step::Snapshot(s) => batch.snapshot(
+                    s.as_ref()
+                        .map(|s| codec::encode("snapshot", s))
+                        .transpose()?,
+                ),
             }
         }
-        self.engine.commit(batch, snapshot)
+        self.engine.commit(batch)
     }
 
     fn read(&self, range: Option<std::ops::Range<usize>>) -> Result<Vec<T>> {
@@ -180,7 +160,7 @@ where
 
     fn meta<R>(&self, f: impl FnOnce(&crate::format::Checkpoint) -> R) -> Result<R> {
         self.engine.check()?;
-        Ok(f(&self.engine.meta))
+        Ok(f(self.engine.checkpoint()))
     }
 }
 
@@ -248,7 +228,7 @@ where
     }
     fn get_snapshot(&self) -> StorageResult<Option<T::Snapshot>> {
         self.engine.check()?;
-        let Some(id) = self.engine.meta.snapshot.map(|r| r.id) else {
+        let Some(id) = self.engine.checkpoint().snapshot.map(|r| r.id) else {
             return Ok(None);
         };
         // A poisoned cache lock only means a reader panicked mid-clone; the cached value is

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use storage_core::bounds::Bounds;
 use storage_core::identity::MARKER_FILE;
+use storage_core::plan;
 use storage_core::verify::{
     check_marker, describe_stopsign, LogSummary, Part, Problem, Summary, Unreadable,
 };
@@ -239,25 +240,19 @@ struct Walk {
     entries: u64,
 }
 
-/// Applies one effect of a batch record to the metadata, appends and trims by the contract's
-/// rule ([`Bounds`]); an append outside the stored log is an error (open refuses it too).
+/// Applies one effect of a batch record to the metadata by the contract's rules, as open
+/// replays it ([`plan::append_on_prefix`], [`plan::trim`]); an append open would refuse is an
+/// error.
 fn replay(meta: &mut Checkpoint, effect: Effect) -> Result<(), String> {
     let index = |i: u64| usize::try_from(i).map_err(|_| format!("index {i} beyond this machine's"));
     let mut bounds = Bounds::new(index(meta.first)?, index(meta.next)?);
     match effect {
         Effect::Append { at, locs } => {
-            if at < meta.first || at > meta.next {
-                return Err(format!(
-                    "append at index {at} outside the stored log [{}, {}]",
-                    meta.first, meta.next
-                ));
-            }
-            bounds
-                .append_on_prefix(index(at)?, locs.len())
-                .map_err(|e| e.to_string())?;
+            plan::append_on_prefix(&mut bounds, index(at)?, locs.len())
+                .map_err(|e| format!("a record holds {e}"))?;
         }
         Effect::Trim(i) => {
-            bounds.trim(index(i)?);
+            plan::trim(&mut bounds, index(i)?);
         }
         Effect::Meta(op) => {
             op.apply(meta);

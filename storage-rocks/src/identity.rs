@@ -13,8 +13,8 @@ use std::path::Path;
 
 use storage_core::identity::{Marker, MARKER_FILE, MARKER_TMP};
 
+use crate::db::FORMAT_VERSION;
 use crate::error::{Error, Result};
-use crate::store::FORMAT_VERSION;
 
 /// The backend name in the store marker.
 pub const BACKEND: &str = "rocks";

@@ -59,6 +59,7 @@
 
 #![deny(missing_docs)]
 
+mod db;
 mod dirlock;
 mod error;
 mod identity;
@@ -70,12 +71,12 @@ mod store;
 pub mod testing;
 mod verify;
 
+pub use db::{RocksStore, FORMAT_VERSION};
 pub use error::{Error, Result};
 pub use identity::{identify, is_own_file_name, is_rocksdb_file_name, Found, BACKEND};
 pub use keys::{MAX_NAME_LEN, SINGLE_LOG};
 pub use log::RocksStorage;
 pub use options::RocksOptions;
-pub use store::{RocksStore, FORMAT_VERSION};
 pub use verify::verify;
 
 /// The `rocksdb` crate this backend is built on, for [`RocksOptions::tune_db`] and

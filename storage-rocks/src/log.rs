@@ -12,17 +12,18 @@ use rocksdb::{AsColumnFamilyRef, BoundColumnFamily, ReadOptions, WriteBatch};
 use serde::{de::DeserializeOwned, Serialize};
 use std::sync::Arc;
 use storage_core::{
-    bounds::{Bounds, PrefixEffect, TrimEffect},
+    bounds::Bounds,
     codec,
+    plan::{Plan, Step},
 };
 
+use crate::db::{RocksStore, Shared};
 use crate::error::{Error, Result};
 use crate::keys::{
     decode_entry_key, entry_key, log_cf, meta_key, Field, MetaKeys, ENTRY_KEYS_END, META_CF,
     SINGLE_LOG,
 };
 use crate::options::RocksOptions;
-use crate::store::{RocksStore, Shared};
 
 /// The largest number of entries a read reserves memory for up front: the bounds come from
 /// disk, and a damaged bound must not make a read reserve absurd amounts.
@@ -294,74 +295,47 @@ where
         Ok(())
     }
 
-    /// Builds the batch for `ops` against a copy of the bounds; nothing is changed.
+    /// Builds the batch for `ops` from their plan; nothing is changed.
     fn stage(
         &self,
         ops: Vec<StorageOp<T>>,
         log: &impl AsColumnFamilyRef,
         meta: &impl AsColumnFamilyRef,
     ) -> Result<Staged<T>> {
+        let plan = Plan::new(self.bounds, ops).map_err(|e| self.contract(e))?;
+        let bounds = plan.bounds();
         let mut batch = WriteBatch::default();
-        let mut bounds = self.bounds;
         let mut pending = Pending::<T>::default();
         let mut trimmed = 0u64;
         let mut buf = Vec::with_capacity(256);
         let keys = &self.keys;
-        for op in ops {
-            match op {
-                StorageOp::AppendEntry(e) => {
-                    let at = bounds.next;
-                    bounds.append(1).map_err(|e| self.contract(e))?;
-                    self.put_entries(&mut batch, log, &mut buf, at, std::slice::from_ref(&e))?;
-                }
-                StorageOp::AppendEntries(v) => {
-                    let at = bounds.next;
-                    bounds.append(v.len()).map_err(|e| self.contract(e))?;
-                    self.put_entries(&mut batch, log, &mut buf, at, &v)?;
-                }
-                StorageOp::AppendOnPrefix(i, v) => {
-                    let old_next = bounds.next;
-                    match bounds
-                        .append_on_prefix(i, v.len())
-                        .map_err(|e| self.contract(e))?
-                    {
-                        PrefixEffect::Noop => {}
-                        PrefixEffect::TruncateAndAppend { from } => {
-                            // Keys [from, from + len) are overwritten by the puts; only the
-                            // old entries beyond the new end need a deletion.
-                            let new_next = bounds.next;
-                            if new_next < old_next {
-                                batch.delete_range_cf(
-                                    log,
-                                    entry_key(new_next),
-                                    entry_key(old_next),
-                                );
-                            }
-                            self.put_entries(&mut batch, log, &mut buf, from, &v)?;
-                        }
+        for step in plan {
+            match step.map_err(|e| self.contract(e))? {
+                Step::Put {
+                    at,
+                    old_next,
+                    entries,
+                } => {
+                    // Keys [at, at + len) are overwritten by the puts; only the old entries
+                    // beyond the new end need a deletion. (`at + len` cannot overflow: the
+                    // plan accepted it.)
+                    let new_next = at + entries.len();
+                    if new_next < old_next {
+                        batch.delete_range_cf(log, entry_key(new_next), entry_key(old_next));
                     }
+                    self.put_entries(&mut batch, log, &mut buf, at, entries.as_slice())?;
                 }
-                StorageOp::Trim(i) => {
-                    let old = bounds;
-                    match bounds.trim(i) {
-                        TrimEffect::Noop => {}
-                        TrimEffect::DropPrefix { to } => {
-                            batch.delete_range_cf(log, entry_key(old.first), entry_key(to));
-                            trimmed += (to - old.first) as u64;
-                        }
-                        TrimEffect::Reset { .. } => {
-                            if !old.is_empty() {
-                                batch.delete_range_cf(
-                                    log,
-                                    entry_key(old.first),
-                                    entry_key(old.next),
-                                );
-                            }
-                            trimmed += old.len() as u64;
-                        }
+                Step::DropPrefix { from, to } => {
+                    batch.delete_range_cf(log, entry_key(from), entry_key(to));
+                    trimmed += (to - from) as u64;
+                }
+                Step::Reset { from, next, .. } => {
+                    if from < next {
+                        batch.delete_range_cf(log, entry_key(from), entry_key(next));
                     }
+                    trimmed += (next - from) as u64;
                 }
-                StorageOp::SetPromise(b) => {
+                Step::Promise(b) => {
                     self.put_meta(
                         &mut batch,
                         meta,
@@ -372,7 +346,7 @@ where
                     )?;
                     pending.promise = Some(b);
                 }
-                StorageOp::SetAcceptedRound(b) => {
+                Step::AcceptedRound(b) => {
                     self.put_meta(
                         &mut batch,
                         meta,
@@ -383,7 +357,7 @@ where
                     )?;
                     pending.accepted_round = Some(b);
                 }
-                StorageOp::SetDecidedIndex(i) => {
+                Step::DecidedIdx(i) => {
                     self.put_meta(
                         &mut batch,
                         meta,
@@ -394,7 +368,7 @@ where
                     )?;
                     pending.decided_idx = Some(i);
                 }
-                StorageOp::SetCompactedIdx(i) => {
+                Step::CompactedIdx(i) => {
                     self.put_meta(
                         &mut batch,
                         meta,
@@ -405,7 +379,7 @@ where
                     )?;
                     pending.compacted_idx = Some(i);
                 }
-                StorageOp::SetStopsign(s) => {
+                Step::Stopsign(s) => {
                     match &s {
                         Some(s) => self.put_meta(
                             &mut batch,
@@ -419,7 +393,7 @@ where
                     }
                     pending.stopsign = Some(s);
                 }
-                StorageOp::SetSnapshot(s) => {
+                Step::Snapshot(s) => {
                     match &s {
                         Some(s) => self.put_meta(
                             &mut batch,

@@ -12,12 +12,12 @@ use storage_core::verify::{
     Unreadable,
 };
 
+use crate::db::{FORMAT_VERSION, MAGIC};
 use crate::identity::{identify, is_own_file_name, is_rocksdb_file_name, BACKEND};
 use crate::keys::{
     decode_entry_key, meta_key, registered_log, Field, FORMAT_KEY, LOG_CF_PREFIX, META_CF,
 };
 use crate::options::RocksOptions;
-use crate::store::{FORMAT_VERSION, MAGIC};
 
 /// Read-only access needs no shared column-family handles.
 type Db = DBWithThreadMode<SingleThreaded>;
