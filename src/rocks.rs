@@ -36,12 +36,12 @@ where
     store.reclaim().map_err(AnyError::backend)
 }
 
-pub(crate) fn any_poisoned<T>(_store: &RocksStorage<T>) -> Option<String>
+pub(crate) fn any_poisoned<T>(store: &RocksStorage<T>) -> Option<String>
 where
     T: Entry + Serialize + DeserializeOwned,
     T::Snapshot: Serialize + DeserializeOwned,
 {
-    None
+    store.poisoned()
 }
 
 pub(crate) fn any_verify(dir: &std::path::Path) -> Result<Summary, Unreadable> {

@@ -75,8 +75,8 @@ pub struct RocksStorage<T: Entry> {
     meta: Meta<T>,
     /// Entries trimmed since the last reclamation was requested.
     trimmed_since_reclaim: u64,
-    /// Set when a write failed with an unknown outcome: every later call fails.
-    poisoned: bool,
+    /// Why a write failed with an unknown outcome: every later call fails.
+    poisoned: Option<String>,
 }
 
 /// The cached metadata.
@@ -165,7 +165,7 @@ where
             bounds,
             meta,
             trimmed_since_reclaim: 0,
-            poisoned: false,
+            poisoned: None,
         })
     }
 }
@@ -204,8 +204,15 @@ impl<T: Entry> RocksStorage<T> {
             .reclaim(&self.name, self.bounds.first, None)
     }
 
+    /// Why an earlier failure poisoned this log (a write whose outcome is unknown, e.g. a
+    /// failed sync of the write-ahead log): every later call fails until the store is
+    /// reopened from disk. `None` for a healthy log.
+    pub fn poisoned(&self) -> Option<String> {
+        self.poisoned.clone()
+    }
+
     fn check_usable(&self) -> Result<()> {
-        if self.poisoned {
+        if self.poisoned.is_some() {
             return Err(Error::Poisoned {
                 path: self.store.path().to_path_buf(),
                 log: self.name.clone(),
@@ -260,8 +267,9 @@ where
         if let Err(e) = shared.db.write_opt(staged.batch, &shared.write_opts) {
             // RocksDB may have written the batch to its WAL before failing (a failed sync):
             // what the disk holds is unknown until a reopen.
-            self.poisoned = true;
-            return Err(shared.rocks("write batch", &self.cf_name, e));
+            let err = shared.rocks("write batch", &self.cf_name, e);
+            self.poisoned = Some(err.to_string());
+            return Err(err);
         }
         self.bounds = staged.bounds;
         let p = staged.pending;
