@@ -5,8 +5,8 @@
 
 use omnipaxos::util::LogEntry;
 use paxstore::cluster::{Cluster, KvCommand, SharedStorage};
+use paxstore_core::MemoryStorage;
 use std::error::Error;
-use storage_core::MemoryStorage;
 
 const ENTRIES: usize = 1_000;
 const KEYS: usize = 50;
@@ -85,7 +85,7 @@ fn print_agreement(c: &Cluster<Store>) -> Result<bool, Box<dyn Error>> {
 
 fn main() -> Result<(), Box<dyn Error>> {
     println!("paxstore cluster demo: 3 in-process OmniPaxos 0.2.4 nodes");
-    println!("storage backend: storage_core::MemoryStorage (behind SharedStorage handles, so a stopped node can be reopened)");
+    println!("storage backend: paxstore_core::MemoryStorage (behind SharedStorage handles, so a stopped node can be reopened)");
 
     let stores: Vec<Store> = (0..3)
         .map(|_| SharedStorage::new(MemoryStorage::new()))

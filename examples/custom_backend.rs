@@ -3,7 +3,7 @@
 //! `VecStore` below stands for "your backend": a log in a `Vec` with an offset, made atomic by
 //! staging a copy of the state and swapping it in. The suite needs only a [`Harness`] that
 //! creates (and reopens) stores of it. In a test file you would write
-//! `storage_core::conformance_tests!(vec_store, VecHarness);` to get one `#[test]` per case;
+//! `paxstore_core::conformance_tests!(vec_store, VecHarness);` to get one `#[test]` per case;
 //! this example calls [`conformance::run_all`] instead and prints the report: every named
 //! case, the random test, and what did not run (the crash test: `VecStore` does not persist).
 //!
@@ -17,7 +17,7 @@ use omnipaxos::{
     ballot_leader_election::Ballot,
     storage::{Entry, StopSign, Storage, StorageOp, StorageResult},
 };
-use storage_core::{
+use paxstore_core::{
     conformance::{self, Harness},
     kv::KeyValue,
 };

@@ -22,7 +22,7 @@
 #   (`Cache::unlockItem`, `has_content_cached`) without a lock while another request thread
 #   erases from them (`lfs_unlink` -> `remove_cached_item`) or inserts into them (a file's
 #   first access), so a store that writes and syncs from one thread while another deletes
-#   files (storage-files' background purge) crashed LazyFS (SIGSEGV/GPF in the map lookup or
+#   files (paxstore-files' background purge) crashed LazyFS (SIGSEGV/GPF in the map lookup or
 #   the key's memcpy) after a few thousand power losses; helgrind shows the race. One request
 #   at a time removes it (the fault thread takes the cache's exclusive lock).
 # - LazyFS is built from a patched copy of its sources: `lfs_truncate` returns its `res`
@@ -76,7 +76,7 @@ fi
 started=$SECONDS
 # LazyFS, from a patched copy of its sources: lfs_truncate returns its `res` uninitialized
 # when the size does not change or shrinks a cached file, so an ftruncate to the current size
-# (storage-files seals a segment with set_len to its end) fails with whatever errno was left
+# (paxstore-files seals a segment with set_len to its end) fails with whatever errno was left
 # over (ENOENT, EPERM...) whenever the stack held -1 there; always, in single-threaded mode.
 mkdir -p "$lazyfs_build"
 stamp="patch-1 $(cd "$lazyfs_src" && find . -type f -not -path './.git/*' | LC_ALL=C sort |
@@ -367,7 +367,7 @@ run_job rocks safe "$iterations" --backend rocks || status=1
 run_job files-sync-never lossy "$never_iterations" --backend files --sync never || status=1
 run_job rocks-sync-never lossy "$never_iterations" --backend rocks --sync never || status=1
 
-# The conformance suite's crash tests in their power-loss mode (storage_core::conformance::crash):
+# The conformance suite's crash tests in their power-loss mode (paxstore_core::conformance::crash):
 # every persistent backend, directly and through AnyStorage, with a power cut after each kill.
 # The test binaries were built by the CI test command; a LazyFS death is retried like above.
 run_conformance() {

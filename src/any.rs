@@ -3,8 +3,8 @@
 //! | spec | backend |
 //! | --- | --- |
 //! | `memory` | [`MemoryStorage`] (always compiled) |
-//! | `files:<dir>` | `storage_files::FilesStorage` in directory `<dir>` (feature `files`) |
-//! | `rocks:<dir>` | `storage_rocks::RocksStorage`, the single log of the database in `<dir>` (feature `rocks`) |
+//! | `files:<dir>` | `paxstore_files::FilesStorage` in directory `<dir>` (feature `files`) |
+//! | `rocks:<dir>` | `paxstore_rocks::RocksStorage`, the single log of the database in `<dir>` (feature `rocks`) |
 //! | `rocks:<dir>#<log>` | the log named `<log>` of the database in `<dir>` (many logs share one database) |
 //!
 //! In a `rocks:` spec the first single `#` separates the directory from the log name, and a
@@ -20,7 +20,7 @@
 //! store.
 //!
 //! Several `rocks:` specs naming logs of one database can be open at once in one process:
-//! they share the database (`storage_rocks::RocksStore::open_shared`).
+//! they share the database (`paxstore_rocks::RocksStore::open_shared`).
 //!
 //! Parsing does not depend on the features: a spec naming a backend this build does not
 //! include parses, and [`AnyStorage::open`] then fails with [`AnyError::NotCompiledIn`],
@@ -34,9 +34,9 @@ use omnipaxos::{
     ballot_leader_election::Ballot,
     storage::{Entry, StopSign, Storage, StorageOp, StorageResult},
 };
+use paxstore_core::verify::{Summary, Unreadable};
+use paxstore_core::StoreOptions;
 use serde::{de::DeserializeOwned, Serialize};
-use storage_core::verify::{Summary, Unreadable};
-use storage_core::StoreOptions;
 
 /// What follows a backend's `name:` in a spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +141,7 @@ macro_rules! backends {
         /// by delegating every call.
         ///
         /// ```
-        /// use paxstore::{AnyStorage, Backend, storage_core::kv::KeyValue};
+        /// use paxstore::{AnyStorage, Backend, paxstore_core::kv::KeyValue};
         /// let store = AnyStorage::<KeyValue>::open("memory").unwrap();
         /// assert_eq!(store.backend(), Backend::Memory);
         /// ```
@@ -245,7 +245,7 @@ backends! {
         cfg: (feature = "files"),
         persistent: true,
         syntax: Syntax::Dir,
-        store: storage_files::FilesStorage,
+        store: paxstore_files::FilesStorage,
         module: files,
         claims: |name| name.starts_with("seg-") && name.ends_with(".log"),
     }
@@ -255,7 +255,7 @@ backends! {
         cfg: (feature = "rocks"),
         persistent: true,
         syntax: Syntax::DirAndLog,
-        store: storage_rocks::RocksStorage,
+        store: paxstore_rocks::RocksStorage,
         module: rocks,
         claims: |name| name == "CURRENT",
     }
@@ -265,7 +265,7 @@ backends! {
         cfg: (all()),
         persistent: false,
         syntax: Syntax::Bare,
-        store: storage_core::MemoryStorage,
+        store: paxstore_core::MemoryStorage,
         module: memory,
         claims: |_| false,
     }
@@ -750,9 +750,11 @@ mod tests {
                 continue;
             }
             let spec = backend.spec(Path::new("/nonexistent"));
-            let err =
-                AnyStorage::<storage_core::kv::KeyValue>::open_spec(&spec, StoreOptions::default())
-                    .unwrap_err();
+            let err = AnyStorage::<paxstore_core::kv::KeyValue>::open_spec(
+                &spec,
+                StoreOptions::default(),
+            )
+            .unwrap_err();
             assert!(matches!(err, AnyError::NotCompiledIn { .. }));
             assert!(err
                 .to_string()

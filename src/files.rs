@@ -1,13 +1,13 @@
-//! The segment-file backend (feature `files`, the default): `storage_files` re-exported, and
+//! The segment-file backend (feature `files`, the default): `paxstore_files` re-exported, and
 //! what [`AnyStorage`](crate::AnyStorage) needs of it.
 
-pub use storage_files::*;
+pub use paxstore_files::*;
 
 use omnipaxos::storage::Entry;
+use paxstore_core::StoreOptions;
 use serde::{de::DeserializeOwned, Serialize};
-use storage_core::StoreOptions;
 
-use storage_core::verify::{Summary, Unreadable};
+use paxstore_core::verify::{Summary, Unreadable};
 
 use crate::any::{AnyError, StorageSpec};
 
@@ -20,7 +20,8 @@ where
     T::Snapshot: Serialize + DeserializeOwned,
 {
     let dir = crate::any::spec_dir(spec)?;
-    FilesStorage::open(dir, FilesOptions::new().store_options(options)).map_err(AnyError::backend)
+    FilesStorage::open_with(dir, FilesOptions::new().store_options(options))
+        .map_err(AnyError::backend)
 }
 
 pub(crate) fn any_reclaim<T>(store: &mut FilesStorage<T>) -> Result<(), AnyError>
@@ -28,7 +29,7 @@ where
     T: Entry + Serialize + DeserializeOwned,
     T::Snapshot: Serialize + DeserializeOwned,
 {
-    store.wait_for_purge().map_err(AnyError::backend)
+    store.wait_for_reclaim().map_err(AnyError::backend)
 }
 
 pub(crate) fn any_poisoned<T>(store: &FilesStorage<T>) -> Option<String>
@@ -40,5 +41,5 @@ where
 }
 
 pub(crate) fn any_verify(dir: &std::path::Path) -> Result<Summary, Unreadable> {
-    storage_files::verify(dir)
+    paxstore_files::verify(dir)
 }

@@ -1,20 +1,20 @@
 //! What is on disk: the engine behind `paxstore inspect DIR` and `paxstore verify DIR`.
 //!
 //! [`examine`] finds which backend wrote a directory ([`detect`]: from its `PAXSTORE` marker,
-//! see `storage_core::identity`, or, without a readable one, from the names of its files) and
+//! see `paxstore_core::identity`, or, without a readable one, from the names of its files) and
 //! hands the directory to that backend's own verifier, which reads it without opening the
 //! store (no lock is taken, nothing is written, a torn tail is not cut off) and checks
 //! everything it reads with the backend's own readers:
 //!
-//! - **files**: `storage_files::verify` (feature `files`):
+//! - **files**: `paxstore_files::verify` (feature `files`):
 //!   segments, records, entries, seals and trailers, snapshot files, the metadata replayed as
 //!   open replays it;
-//! - **rocks**: `storage_rocks::verify` (feature `rocks`): the database opened read-only,
+//! - **rocks**: `paxstore_rocks::verify` (feature `rocks`): the database opened read-only,
 //!   every column family scanned with block checksums verified, each log's metadata decoded.
 //!
 //! (Which verifier a backend has is its row in the backend table, [`Backend::verify`].)
 //!
-//! The result is a [`Summary`] (`storage_core::verify`, shared by every backend): what is
+//! The result is a [`Summary`] (`paxstore_core::verify`, shared by every backend): what is
 //! stored, the parts (files, column families) with their sizes, [`Problem`]s (corruption,
 //! each naming the file and, where there is one, the offset) and notes (harmless findings
 //! such as a torn final record, which the next open cuts off). A store without its marker,
@@ -26,15 +26,15 @@
 
 use std::path::Path;
 
-use storage_core::identity::MARKER_FILE;
-pub use storage_core::verify::{describe_ballot, LogSummary, Part, Problem, Summary, Unreadable};
-use storage_core::verify::{list_dir, read_marker};
+use paxstore_core::identity::MARKER_FILE;
+pub use paxstore_core::verify::{describe_ballot, LogSummary, Part, Problem, Summary, Unreadable};
+use paxstore_core::verify::{list_dir, read_marker};
 
 use crate::any::Backend;
 
 /// Which backend wrote `dir`: the one its marker names; for a directory without a readable
 /// marker, the first (in [`Backend::ALL`]'s order) whose files it holds
-/// ([`Backend::claims_file`]: storage-files segments, a RocksDB `CURRENT` file). A directory
+/// ([`Backend::claims_file`]: paxstore-files segments, a RocksDB `CURRENT` file). A directory
 /// that holds neither (an empty one, one holding only `LOCK`) is [`Unreadable`].
 pub fn detect(dir: &Path) -> Result<Backend, Unreadable> {
     let names = list_dir(dir)?;

@@ -1,7 +1,7 @@
 //! paxstore: tested, interchangeable storage backends for OmniPaxos.
 //!
 //! Every backend implements [`omnipaxos::storage::Storage<T>`] and passes the same conformance
-//! suite (`storage_core::conformance`). Pick one:
+//! suite (`paxstore_core::conformance`). Pick one:
 //!
 //! - **by feature flag**, at compile time: [`DefaultStorage<T>`] is the preferred backend the
 //!   enabled features provide (files, then rocks, then memory), and each backend is
@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use omnipaxos::storage::Storage;
-//! use paxstore::{AnyStorage, storage_core::kv::KeyValue};
+//! use paxstore::{AnyStorage, paxstore_core::kv::KeyValue};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! # #[cfg(feature = "files")] {
@@ -46,8 +46,8 @@ pub mod memory;
 pub mod rocks;
 
 pub use any::{AnyError, AnyStorage, Backend, DefaultStorage, StorageSpec, Syntax};
-pub use storage_core;
-pub use storage_core::{StoreOptions, SyncPolicy};
+pub use paxstore_core;
+pub use paxstore_core::{StoreOptions, SyncPolicy};
 
 /// The backend [`DefaultStorage`] names.
 pub const DEFAULT_BACKEND: Backend = Backend::default_backend();

@@ -1,12 +1,12 @@
 //! The in-memory backend (always compiled): exact to the contract, nothing survives the
 //! process.
 
-pub use storage_core::MemoryStorage;
+pub use paxstore_core::MemoryStorage;
 
 use omnipaxos::storage::Entry;
-use storage_core::StoreOptions;
+use paxstore_core::StoreOptions;
 
-use storage_core::verify::{Summary, Unreadable};
+use paxstore_core::verify::{Summary, Unreadable};
 
 use crate::any::{AnyError, StorageSpec};
 

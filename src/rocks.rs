@@ -1,13 +1,13 @@
-//! The RocksDB backend (feature `rocks`): `storage_rocks` re-exported, and what
+//! The RocksDB backend (feature `rocks`): `paxstore_rocks` re-exported, and what
 //! [`AnyStorage`](crate::AnyStorage) needs of it.
 
-pub use storage_rocks::*;
+pub use paxstore_rocks::*;
 
 use omnipaxos::storage::Entry;
+use paxstore_core::StoreOptions;
 use serde::{de::DeserializeOwned, Serialize};
-use storage_core::StoreOptions;
 
-use storage_core::verify::{Summary, Unreadable};
+use paxstore_core::verify::{Summary, Unreadable};
 
 use crate::any::{AnyError, StorageSpec};
 
@@ -45,5 +45,5 @@ where
 }
 
 pub(crate) fn any_verify(dir: &std::path::Path) -> Result<Summary, Unreadable> {
-    storage_rocks::verify(dir)
+    paxstore_rocks::verify(dir)
 }

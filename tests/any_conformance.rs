@@ -6,7 +6,7 @@ use std::path::Path;
 
 use omnipaxos::storage::StorageResult;
 use paxstore::{AnyStorage, Backend, StoreOptions};
-use storage_core::{
+use paxstore_core::{
     conformance::{self, Harness},
     kv::KeyValue,
 };
@@ -63,17 +63,17 @@ impl Harness for AnyHarness {
     }
 }
 
-storage_core::conformance_tests!(any_memory, AnyHarness::new(Backend::Memory));
+paxstore_core::conformance_tests!(any_memory, AnyHarness::new(Backend::Memory));
 
 #[cfg(feature = "files")]
-storage_core::conformance_tests!(
+paxstore_core::conformance_tests!(
     any_files,
     AnyHarness::new(Backend::Files),
     crash = |dir: &Path| open(Backend::Files, dir)
 );
 
 #[cfg(feature = "rocks")]
-storage_core::conformance_tests!(
+paxstore_core::conformance_tests!(
     any_rocks,
     AnyHarness::new(Backend::Rocks),
     crash = |dir: &Path| open(Backend::Rocks, dir)

@@ -5,7 +5,7 @@ use std::fs;
 
 use omnipaxos::storage::Storage;
 use paxstore::{AnyError, AnyStorage, Backend, StorageSpec, StoreOptions, SyncPolicy};
-use storage_core::kv::KeyValue;
+use paxstore_core::kv::KeyValue;
 
 fn kv(i: u64) -> KeyValue {
     KeyValue::new("k", i, 64)

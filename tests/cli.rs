@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 
 use omnipaxos::storage::{Storage, StorageOp};
 use paxstore::Backend;
-use storage_core::kv::KeyValue;
+use paxstore_core::kv::KeyValue;
 
 fn paxstore(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_paxstore"))
@@ -66,9 +66,10 @@ fn a_backend_not_compiled_in_is_refused_clearly() {
 /// A files store with several batch records in a small segment size (so it rotates).
 #[cfg(feature = "files")]
 fn files_store(dir: &Path) {
-    use storage_files::{FilesOptions, FilesStorage};
+    use paxstore_files::{FilesOptions, FilesStorage};
     let mut s =
-        FilesStorage::<KeyValue>::open(dir, FilesOptions::new().segment_size(64 << 10)).unwrap();
+        FilesStorage::<KeyValue>::open_with(dir, FilesOptions::new().segment_size(64 << 10))
+            .unwrap();
     for b in 0..40 {
         let at = b * 10;
         s.write_atomically(vec![
@@ -84,7 +85,7 @@ fn files_store(dir: &Path) {
     s.write_atomically(vec![
         StorageOp::Trim(50),
         StorageOp::SetCompactedIdx(50),
-        StorageOp::SetSnapshot(Some(storage_core::kv::KVSnapshot::sized(4, 2048))),
+        StorageOp::SetSnapshot(Some(paxstore_core::kv::KVSnapshot::sized(4, 2048))),
     ])
     .unwrap();
 }
@@ -122,7 +123,7 @@ fn verify_finds_a_flipped_byte_and_says_where() {
     assert!(segments.len() >= 2, "the store rotated: {segments:?}");
     let target = &segments[segments.len() - 2];
     let mut bytes = std::fs::read(target).unwrap();
-    // The first record starts after the segment header (storage-files' FORMAT.md): a 32-byte
+    // The first record starts after the segment header (paxstore-files' FORMAT.md): a 32-byte
     // prefix whose last 4 bytes are the checkpoint's length, the checkpoint, a 4-byte CRC.
     let ckpt_len = u32::from_le_bytes(bytes[28..32].try_into().unwrap()) as usize;
     let record = 32 + ckpt_len + 4;
@@ -190,9 +191,9 @@ fn inspect_and_verify_show_the_files_marker_and_report_its_loss() {
     let dir = tempfile::tempdir().unwrap();
     files_store(dir.path());
     let id = {
-        let s = storage_files::FilesStorage::<KeyValue>::open(
+        let s = paxstore_files::FilesStorage::<KeyValue>::open_with(
             dir.path(),
-            storage_files::FilesOptions::new(),
+            paxstore_files::FilesOptions::new(),
         )
         .unwrap();
         s.marker().store_id
@@ -205,12 +206,12 @@ fn inspect_and_verify_show_the_files_marker_and_report_its_loss() {
         assert!(said.contains("backend files, format 1"), "{cmd}: {said}");
         assert!(said.contains(&id), "{cmd}: {id} not in {said}");
     }
-    // A file storage-files refuses to open beside: a problem, not a note.
+    // A file paxstore-files refuses to open beside: a problem, not a note.
     std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
     let out = paxstore(&["verify", dir.path().to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        text(&out).contains("notes.txt: not a storage-files file"),
+        text(&out).contains("notes.txt: not a paxstore-files file"),
         "{}",
         text(&out)
     );
@@ -407,8 +408,8 @@ fn bench_quick_prints_one_table() {
 
 /// A RocksDB store whose entries reached table files (small memtables force flushes).
 #[cfg(feature = "rocks")]
-fn rocks_store(dir: &Path) -> storage_core::identity::Marker {
-    use storage_rocks::{RocksOptions, RocksStorage};
+fn rocks_store(dir: &Path) -> paxstore_core::identity::Marker {
+    use paxstore_rocks::{RocksOptions, RocksStorage};
     let mut s =
         RocksStorage::<KeyValue>::open_with(dir, RocksOptions::new().write_buffer_bytes(64 << 10))
             .unwrap();
@@ -510,9 +511,10 @@ fn rocks_verify_refuses_to_call_damaged_identities_clean() {
 /// left, oldest first.
 #[cfg(feature = "files")]
 fn trimmed_files_store(dir: &Path) -> Vec<String> {
-    use storage_files::{FilesOptions, FilesStorage};
+    use paxstore_files::{FilesOptions, FilesStorage};
     let mut s =
-        FilesStorage::<KeyValue>::open(dir, FilesOptions::new().segment_size(64 << 10)).unwrap();
+        FilesStorage::<KeyValue>::open_with(dir, FilesOptions::new().segment_size(64 << 10))
+            .unwrap();
     for b in 0..100 {
         let at = b * 10;
         s.write_atomically(vec![
@@ -527,7 +529,7 @@ fn trimmed_files_store(dir: &Path) -> Vec<String> {
     }
     s.write_atomically(vec![StorageOp::Trim(650), StorageOp::SetCompactedIdx(650)])
         .unwrap();
-    s.wait_for_purge().unwrap();
+    s.wait_for_reclaim().unwrap();
     drop(s);
     let mut segments: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
@@ -559,7 +561,10 @@ fn verify_takes_segments_below_a_gap_for_dead_as_open_does() {
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(said.contains("dead segment"), "{said}");
     // The store opens, as verify said, and the dead segment goes.
-    drop(storage_files::FilesStorage::<KeyValue>::open(dir.path(), Default::default()).unwrap());
+    drop(
+        paxstore_files::FilesStorage::<KeyValue>::open_with(dir.path(), Default::default())
+            .unwrap(),
+    );
     // A live segment missing: the oldest of the live run.
     std::fs::remove_file(dir.path().join(&segments[0])).unwrap();
     let out = paxstore(&["verify", dir.path().to_str().unwrap()]);

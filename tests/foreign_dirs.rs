@@ -12,8 +12,8 @@ use std::path::Path;
 
 use omnipaxos::storage::{Storage, StorageOp};
 use paxstore::{AnyStorage, Backend};
-use storage_core::identity::MARKER_FILE;
-use storage_core::kv::KeyValue;
+use paxstore_core::identity::MARKER_FILE;
+use paxstore_core::kv::KeyValue;
 
 /// Every file of `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -113,7 +113,7 @@ fn cases() -> Vec<Case> {
                 fs::remove_file(d.join(MARKER_FILE)).unwrap();
             },
             files_says: &["no `PAXSTORE` marker", "adopt_unmarked_store"],
-            rocks_says: &["seg-", "storage-files store"],
+            rocks_says: &["seg-", "paxstore-files store"],
         },
         Case {
             name: "a rocks store without its marker",

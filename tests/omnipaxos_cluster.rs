@@ -2,7 +2,7 @@
 //! so that every paxstore backend can be run through them.
 //!
 //! Instantiated with `omnipaxos_storage::memory_storage::MemoryStorage` and
-//! `storage_core::MemoryStorage`; a new backend only needs a `StoreFactory`
+//! `paxstore_core::MemoryStorage`; a new backend only needs a `StoreFactory`
 //! (whose `open` reopens the same data on a second call) and three `#[test]`s.
 
 use omnipaxos::{
@@ -383,7 +383,7 @@ fn known_bug_delta_sync_omnipaxos_memory_storage() {
 }
 
 fn storage_core_memory() -> impl StoreFactory {
-    SharedMemory::new(storage_core::MemoryStorage::<KvCommand>::new)
+    SharedMemory::new(paxstore_core::MemoryStorage::<KvCommand>::new)
 }
 
 #[test]

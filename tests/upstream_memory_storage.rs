@@ -2,7 +2,7 @@
 
 use omnipaxos::storage::StorageResult;
 use omnipaxos_storage::memory_storage::MemoryStorage as UpstreamMemory;
-use storage_core::{
+use paxstore_core::{
     conformance::{self, model_test::ModelConfig, Harness, Suite},
     kv::KeyValue,
 };
@@ -176,7 +176,7 @@ fn upstream_memory_storage_fails_exactly_the_expected_cases() {
 #[test]
 fn upstream_memory_storage_applies_a_panicking_batch_half_way() {
     use omnipaxos::storage::{Storage, StorageOp};
-    use storage_core::conformance::cases::{ballot, entries};
+    use paxstore_core::conformance::cases::{ballot, entries};
     let mut store = UpstreamMemory::<KeyValue>::default();
     store.append_entries(entries(0..10)).unwrap();
     store.trim(5).unwrap();

@@ -40,9 +40,9 @@ titles = {
     "reopen": "Reopen a store holding a long log",
 }
 labels = {
-    "files": "files (`storage-files`)",
-    "rocks": "rocks (`storage-rocks`)",
-    "memory": "memory (`storage_core::MemoryStorage`)",
+    "files": "files (`paxstore-files`)",
+    "rocks": "rocks (`paxstore-rocks`)",
+    "memory": "memory (`paxstore_core::MemoryStorage`)",
     "omnipaxos_memory": "baseline: `omnipaxos_storage` MemoryStorage",
 }
 

@@ -6,7 +6,7 @@
 //! buffer gives an [`Error`], never a panic and never a silently wrong value.
 //!
 //! ```
-//! use storage_core::codec;
+//! use paxstore_core::codec;
 //! let bytes = codec::encode("ballot", &(7u32, 3u64)).unwrap();
 //! let back: (u32, u64) = codec::decode("ballot", &bytes).unwrap();
 //! assert_eq!(back, (7, 3));

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Every error that `storage-core` returns.
+/// Every error that `paxstore-core` returns.
 ///
 /// Each variant names what was attempted and where (index, op, the thing being decoded), so
 /// that an operator reading a log line knows what happened without the source code. The type
@@ -100,5 +100,5 @@ impl fmt::Display for Op {
     }
 }
 
-/// The result type used inside `storage-core`.
+/// The result type used inside `paxstore-core`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -25,7 +25,7 @@ use crate::plan::{self, Entries, Plan, Step};
 ///
 /// ```
 /// use omnipaxos::storage::Storage;
-/// use storage_core::{kv::KeyValue, MemoryStorage};
+/// use paxstore_core::{kv::KeyValue, MemoryStorage};
 ///
 /// let mut store = MemoryStorage::<KeyValue>::new();
 /// store.append_entries((0..10).map(|i| KeyValue::new("k", i, 0)).collect()).unwrap();

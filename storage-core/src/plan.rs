@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use omnipaxos::storage::StorageOp;
-//! use storage_core::{bounds::Bounds, kv::KeyValue, plan::{Plan, Step}};
+//! use paxstore_core::{bounds::Bounds, kv::KeyValue, plan::{Plan, Step}};
 //!
 //! let ops = vec![
 //!     StorageOp::AppendEntries(vec![KeyValue::new("k", 1, 8), KeyValue::new("k", 2, 8)]),

@@ -2,7 +2,7 @@
 //! `paxstore verify`, whatever the backend.
 //!
 //! Each persistent backend reads its own directory with its own readers and names and returns
-//! a [`Summary`] (`storage_files::verify`, `storage_rocks::verify`). A verifier never opens the
+//! a [`Summary`] (`paxstore_files::verify`, `paxstore_rocks::verify`). A verifier never opens the
 //! store: it takes no lock, writes nothing, cuts nothing and deletes nothing, so it can run
 //! next to a live store or on a copy of a damaged one.
 //!

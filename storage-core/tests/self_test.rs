@@ -10,7 +10,7 @@ use omnipaxos::{
     ballot_leader_election::Ballot,
     storage::{StopSign, Storage, StorageOp, StorageResult},
 };
-use storage_core::{
+use paxstore_core::{
     conformance::{self, Harness, MemoryHarness, Suite},
     kv::{KVSnapshot, KeyValue},
     model::Model,
@@ -78,11 +78,11 @@ impl Drop for Planted {
 }
 
 fn unencodable(ops: &[StorageOp<KeyValue>]) -> bool {
-    let bad = |e: &KeyValue| storage_core::codec::encode("entry", e).is_err();
+    let bad = |e: &KeyValue| paxstore_core::codec::encode("entry", e).is_err();
     ops.iter().any(|op| match op {
         StorageOp::AppendEntry(e) => bad(e),
         StorageOp::AppendEntries(v) | StorageOp::AppendOnPrefix(_, v) => v.iter().any(bad),
-        StorageOp::SetSnapshot(Some(s)) => storage_core::codec::encode("snapshot", s).is_err(),
+        StorageOp::SetSnapshot(Some(s)) => paxstore_core::codec::encode("snapshot", s).is_err(),
         _ => false,
     })
 }
@@ -642,7 +642,7 @@ fn unencodable_snapshot_refused_whole_by_an_encoding_backend() {
             .contains(&"batch_with_unencodable_snapshot_is_all_or_nothing"),
         "{report}"
     );
-    assert!(storage_core::codec::encode("snapshot", &KVSnapshot::unencodable("k", 1)).is_err());
+    assert!(paxstore_core::codec::encode("snapshot", &KVSnapshot::unencodable("k", 1)).is_err());
 }
 
 // ---- is_persistent, run_all and the report ----
@@ -743,10 +743,10 @@ fn model_test_persists_failures_as_proptest_regressions() {
 /// The default entry mix writes more than 256 KiB (a small segment) in most sequences.
 #[test]
 fn model_test_default_mix_crosses_a_small_segment_in_most_sequences() {
-    use proptest::strategy::{Strategy, ValueTree};
-    use storage_core::conformance::model_test::{
+    use paxstore_core::conformance::model_test::{
         appended_payload_bytes, sequences, DEFAULT_ENTRY_BYTES,
     };
+    use proptest::strategy::{Strategy, ValueTree};
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let samples = 400;
     let crossing = (0..samples)
@@ -770,7 +770,7 @@ mod file_store {
         ballot_leader_election::Ballot,
         storage::{StopSign, Storage, StorageOp, StorageResult},
     };
-    use storage_core::{
+    use paxstore_core::{
         codec,
         conformance::Harness,
         kv::{KVSnapshot, KeyValue},
@@ -1010,7 +1010,7 @@ mod file_store {
             open(self.0.path(), CrashBug::None)
         }
         fn reopen_abandoned(&mut self, store: FileStore) -> StorageResult<FileStore> {
-            storage_core::conformance::abandon(store);
+            paxstore_core::conformance::abandon(store);
             open(self.0.path(), CrashBug::None)
         }
         fn is_persistent(&self) -> bool {
@@ -1124,7 +1124,7 @@ fn suite_runs_random_and_crash_tests_for_a_persistent_harness() {
 
 // ---- the crash test's settings and its power-loss mode ----
 
-use storage_core::conformance::crash::{CrashConfig, LazyFs, PowerLoss};
+use paxstore_core::conformance::crash::{CrashConfig, LazyFs, PowerLoss};
 
 #[test]
 fn crash_config_without_the_variables_changes_nothing() {
@@ -1261,7 +1261,7 @@ fn power_loss_mode_speaks_lazyfs_fifo_protocol() {
 // The whole suite through the macro on the correct file store, opting out of the crash test
 // (it runs above, in `crash_test_passes_on_a_correct_file_store`): a persistent backend that
 // persists every call passes every case, the abandoned reopens included.
-storage_core::conformance_tests!(
+paxstore_core::conformance_tests!(
     file_store_suite,
     FileHarness(tempfile::tempdir().expect("a temporary directory")),
     no_crash = "the file store's crash test runs in crash_test_passes_on_a_correct_file_store"

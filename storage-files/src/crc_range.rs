@@ -134,7 +134,7 @@ mod tests {
 
     #[test]
     fn agrees_with_the_direct_checksum_at_every_offset() {
-        let mut buf = storage_core::kv::Payload::filled(7, 3000).bytes().to_vec();
+        let mut buf = paxstore_core::kv::Payload::filled(7, 3000).bytes().to_vec();
         // Plant valid records at a few offsets.
         for &(p, len) in &[(3usize, 40usize), (700, 0), (1201, 1500)] {
             buf[p..p + 4].copy_from_slice(&(len as u32).to_le_bytes());

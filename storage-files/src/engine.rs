@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use paxstore_core::bounds::Bounds;
+use paxstore_core::plan::{self, Change};
 use serde::Serialize;
-use storage_core::bounds::Bounds;
-use storage_core::plan::{self, Change};
 
 use crate::env::{self, FileSystem, FsFile, FsLock};
-use crate::error::{FilesError, Result};
+use crate::error::{Error, Result};
 use crate::format::{
     self, BatchBuilder, Checkpoint, Effect, Loc, MetaOp, SegmentHeader, SnapshotRef, Trailer,
 };
@@ -100,7 +100,7 @@ pub(crate) struct Engine {
     pub(crate) next_segment_id: u64,
     pub(crate) next_snapshot_id: u64,
     /// The store's marker.
-    pub(crate) marker: storage_core::identity::Marker,
+    pub(crate) marker: paxstore_core::identity::Marker,
     pub(crate) stats: Stats,
     /// Open descriptors of sealed segments, most recently used last.
     pub(crate) handles: std::sync::Mutex<Vec<(u64, Arc<dyn FsFile>)>>,
@@ -111,12 +111,12 @@ pub(crate) struct Engine {
 impl Engine {
     pub(crate) fn check(&self) -> Result<()> {
         match self.poisoned.clone().or_else(|| self.purger.error()) {
-            Some(reason) => Err(FilesError::Poisoned { reason }),
+            Some(reason) => Err(Error::Poisoned { reason }),
             None => Ok(()),
         }
     }
 
-    fn poison(&mut self, err: &FilesError) {
+    fn poison(&mut self, err: &Error) {
         tracing::error!(dir = %self.dir.display(), "store poisoned: {err}");
         if self.poisoned.is_none() {
             self.poisoned = Some(err.to_string());
@@ -135,11 +135,11 @@ impl Engine {
         self.stats.fsyncs += 1;
         self.fs
             .sync_dir(&self.dir)
-            .map_err(|e| FilesError::io("fsync directory", &self.dir, e))
+            .map_err(|e| Error::io("fsync directory", &self.dir, e))
     }
 
     /// The store's marker.
-    pub(crate) fn marker(&self) -> &storage_core::identity::Marker {
+    pub(crate) fn marker(&self) -> &paxstore_core::identity::Marker {
         &self.marker
     }
 
@@ -149,7 +149,7 @@ impl Engine {
     }
 
     /// Applies the effects of a batch record stored at `record_offset` of segment `seg`, with
-    /// the log rules of [`storage_core::plan`]. Recovery calls it on what it reads; the write
+    /// the log rules of [`paxstore_core::plan`]. Recovery calls it on what it reads; the write
     /// path on what it just made durable.
     pub(crate) fn apply_effects(
         &mut self,
@@ -208,21 +208,21 @@ impl Engine {
             let file = self
                 .fs
                 .create(&tmp)
-                .map_err(|e| FilesError::io("create", &tmp, e))?;
+                .map_err(|e| Error::io("create", &tmp, e))?;
             let mut buf = Vec::with_capacity(format::SNAPSHOT_HEADER + bytes.len());
             buf.extend_from_slice(&format::encode_snapshot_header(&r));
             buf.extend_from_slice(bytes);
             file.write_all_at(&buf, 0)
-                .map_err(|e| FilesError::io("write", &tmp, e))?;
+                .map_err(|e| Error::io("write", &tmp, e))?;
             self.stats.bytes_written += buf.len() as u64;
             self.stats.fsyncs += 1;
             file.sync_all().map_err(|e| {
                 fsync_failed = true;
-                FilesError::io("fsync", &tmp, e)
+                Error::io("fsync", &tmp, e)
             })?;
             self.fs
                 .rename(&tmp, &path)
-                .map_err(|e| FilesError::io("rename", &tmp, e))?;
+                .map_err(|e| Error::io("rename", &tmp, e))?;
             self.sync_dir().inspect_err(|_| fsync_failed = true)
         })();
         if let Err(e) = result {
@@ -304,7 +304,7 @@ impl Engine {
         });
         if let Err(reason) = applied {
             // Cannot happen: the record holds the plan's steps, replayed by the same rules.
-            let err = FilesError::corrupt(self.path(&format::segment_name(seg)), offset, reason);
+            let err = Error::corrupt(self.path(&format::segment_name(seg)), offset, reason);
             self.poison(&err);
             return Err(err);
         }
@@ -336,7 +336,7 @@ impl Engine {
     /// that the trim that would free space never needs new space.
     fn append_record(&mut self, record: &[u8], sync: bool, frees: bool) -> Result<(u64, u64)> {
         if record.len() as u64 - format::RECORD_HEADER as u64 > format::MAX_RECORD_BODY {
-            return Err(FilesError::TooLarge {
+            return Err(Error::TooLarge {
                 bytes: record.len() as u64,
                 limit: format::MAX_RECORD_BODY,
             });
@@ -394,14 +394,14 @@ impl Engine {
             }
         }
         if let Err(e) = file.write_all_at(record, offset) {
-            let err = FilesError::io("write", &path, e);
+            let err = Error::io("write", &path, e);
             if let Some(a) = self.active.as_mut() {
                 a.allocated = offset;
             }
             // Cut off whatever part of the record reached the file; if even that fails the
             // tail is unknown.
             if let Err(e2) = file.set_len(offset) {
-                self.poison(&FilesError::io("truncate after failed write", &path, e2));
+                self.poison(&Error::io("truncate after failed write", &path, e2));
             }
             return Err(err);
         }
@@ -413,17 +413,13 @@ impl Engine {
                 // page cache may still hold it (a failed fdatasync says nothing of what
                 // reached the disk). Cut it off and make the cut durable, then poison: the
                 // file's state past older records is unknown.
-                let err = FilesError::io("fdatasync", &path, e);
+                let err = Error::io("fdatasync", &path, e);
                 if let Some(a) = self.active.as_mut() {
                     a.allocated = offset;
                 }
                 let cut = file.set_len(offset).and_then(|()| file.sync_all());
                 if let Err(e2) = cut {
-                    self.poison(&FilesError::io(
-                        "cut a record whose fdatasync failed",
-                        &path,
-                        e2,
-                    ));
+                    self.poison(&Error::io("cut a record whose fdatasync failed", &path, e2));
                 }
                 self.poison(&err);
                 return Err(err);
@@ -465,9 +461,9 @@ impl Engine {
         }));
         let (file, path) = (self.handle(id)?, self.segments[&id].path.clone());
         if let Err(e) = file.write_all_at(&buf, end) {
-            let err = FilesError::io("write seal", &path, e);
+            let err = Error::io("write seal", &path, e);
             if let Err(e2) = file.set_len(end) {
-                self.poison(&FilesError::io("truncate after failed write", &path, e2));
+                self.poison(&Error::io("truncate after failed write", &path, e2));
             }
             return Err(err);
         }
@@ -475,11 +471,10 @@ impl Engine {
         let new_end = end + buf.len() as u64;
         let durable = file
             .set_len(new_end)
-            .map_err(|e| FilesError::io("set length", &path, e))
+            .map_err(|e| Error::io("set length", &path, e))
             .and_then(|_| {
                 self.stats.fsyncs += 1;
-                file.sync_all()
-                    .map_err(|e| FilesError::io("fsync", &path, e))
+                file.sync_all().map_err(|e| Error::io("fsync", &path, e))
             });
         if let Err(err) = durable {
             self.poison(&err);
@@ -513,23 +508,22 @@ impl Engine {
             let file = self
                 .fs
                 .create(&tmp)
-                .map_err(|e| FilesError::io("create", &tmp, e))?;
+                .map_err(|e| Error::io("create", &tmp, e))?;
             // On a full disk the segment starts without its reserve: a record that frees space
             // then needs only its own bytes.
             preallocated = match self.preallocate(file.as_ref(), step, &tmp) {
                 Ok(done) => done,
-                Err(FilesError::Io { source, .. }) if env::is_disk_full(&source) => false,
+                Err(Error::Io { source, .. }) if env::is_disk_full(&source) => false,
                 Err(e) => return Err(e),
             };
             file.write_all_at(&header, 0)
-                .map_err(|e| FilesError::io("write", &tmp, e))?;
+                .map_err(|e| Error::io("write", &tmp, e))?;
             self.stats.bytes_written += header.len() as u64;
             self.stats.fsyncs += 1;
-            file.sync_all()
-                .map_err(|e| FilesError::io("fsync", &tmp, e))?;
+            file.sync_all().map_err(|e| Error::io("fsync", &tmp, e))?;
             self.fs
                 .rename(&tmp, &path)
-                .map_err(|e| FilesError::io("rename", &tmp, e))?;
+                .map_err(|e| Error::io("rename", &tmp, e))?;
             Ok(file)
         })();
         let file = match created {
@@ -584,7 +578,7 @@ impl Engine {
                 self.opts.preallocate = false;
                 Ok(false)
             }
-            Err(e) => Err(FilesError::io("preallocate", path, e)),
+            Err(e) => Err(Error::io("preallocate", path, e)),
         }
     }
 
@@ -622,10 +616,10 @@ impl Engine {
     }
 
     /// Waits for queued file deletions to reach the disk.
-    pub(crate) fn wait_for_purge(&mut self) -> Result<()> {
+    pub(crate) fn wait_for_reclaim(&mut self) -> Result<()> {
         if let Err(reason) = self.purger.wait() {
             self.poisoned.get_or_insert(reason.clone());
-            return Err(FilesError::Poisoned { reason });
+            return Err(Error::Poisoned { reason });
         }
         Ok(())
     }
@@ -641,10 +635,10 @@ impl Engine {
         let file = self.handle(run.seg)?;
         let mut head = [0u8; format::RECORD_HEADER];
         file.read_exact_at(&mut head, *seal_offset)
-            .map_err(|e| FilesError::io("read seal", &seg.path, e))?;
+            .map_err(|e| Error::io("read seal", &seg.path, e))?;
         let body_len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         if *seal_offset + (format::RECORD_HEADER + body_len) as u64 > seg.size {
-            return Err(FilesError::corrupt(
+            return Err(Error::corrupt(
                 &seg.path,
                 *seal_offset,
                 "seal record overruns the segment",
@@ -652,23 +646,23 @@ impl Engine {
         }
         let mut buf = vec![0u8; format::RECORD_HEADER + body_len];
         file.read_exact_at(&mut buf, *seal_offset)
-            .map_err(|e| FilesError::io("read seal", &seg.path, e))?;
+            .map_err(|e| Error::io("read seal", &seg.path, e))?;
         let format::Frame::Record {
             kind: format::KIND_SEAL,
             body,
             ..
         } = format::parse_frame(&buf)
         else {
-            return Err(FilesError::corrupt(
+            return Err(Error::corrupt(
                 &seg.path,
                 *seal_offset,
                 "seal record damaged",
             ));
         };
         let (first, locs) = format::parse_seal(&buf[body])
-            .map_err(|e| FilesError::corrupt(&seg.path, *seal_offset, format!("{e:?}")))?;
+            .map_err(|e| Error::corrupt(&seg.path, *seal_offset, format!("{e:?}")))?;
         if first != run.base || (locs.len() as u64) < run.end - run.base {
-            return Err(FilesError::corrupt(
+            return Err(Error::corrupt(
                 &seg.path,
                 *seal_offset,
                 "seal record disagrees with the trailer",
@@ -697,7 +691,7 @@ impl Engine {
         let f = self
             .fs
             .open(&seg.path)
-            .map_err(|e| FilesError::io("open", &seg.path, e))?;
+            .map_err(|e| Error::io("open", &seg.path, e))?;
         self.cache_handle(id, f.clone());
         Ok(f)
     }
@@ -713,7 +707,7 @@ impl Engine {
 
     fn segment(&self, id: u64) -> Result<&Segment> {
         self.segments.get(&id).ok_or_else(|| {
-            FilesError::corrupt(
+            Error::corrupt(
                 self.path(&format::segment_name(id)),
                 0,
                 "segment of a live entry is missing",
@@ -731,17 +725,17 @@ impl Engine {
     ) -> Result<()> {
         let mut i = from;
         let mut k = self.index.find(i).ok_or_else(|| {
-            FilesError::corrupt(&self.dir, 0, format!("index has no position for entry {i}"))
+            Error::corrupt(&self.dir, 0, format!("index has no position for entry {i}"))
         })?;
         let mut buf = Vec::new();
         while i < to {
             let run = self.index.runs().get(k).ok_or_else(|| {
-                FilesError::corrupt(&self.dir, 0, format!("index has no position for entry {i}"))
+                Error::corrupt(&self.dir, 0, format!("index has no position for entry {i}"))
             })?;
             let locs = self.run_locs(run)?;
             let hi = to.min(run.end);
             let missing = || {
-                FilesError::corrupt(
+                Error::corrupt(
                     &self.dir,
                     0,
                     format!("positions of entries {i}..{hi} missing"),
@@ -764,7 +758,7 @@ impl Engine {
                 .max()
                 .unwrap_or(0);
             if first < format::ENTRY_FRAME as u64 || end > seg.size {
-                return Err(FilesError::corrupt(
+                return Err(Error::corrupt(
                     &seg.path,
                     first,
                     format!("positions of entries {i}..{hi} lie outside the segment"),
@@ -775,7 +769,7 @@ impl Engine {
             buf.resize(span as usize, 0);
             self.handle(run.seg)?
                 .read_exact_at(&mut buf, lo)
-                .map_err(|e| FilesError::io("read", &seg.path, e))?;
+                .map_err(|e| Error::io("read", &seg.path, e))?;
             for (n, loc) in slice.iter().enumerate() {
                 let s = (loc.offset as u64 - lo) as usize;
                 let frame = &buf[s - format::ENTRY_FRAME..s];
@@ -783,7 +777,7 @@ impl Engine {
                 let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
                 let bytes = &buf[s..s + loc.len as usize];
                 if len != loc.len || crc32c::crc32c(bytes) != crc {
-                    return Err(FilesError::corrupt(
+                    return Err(Error::corrupt(
                         &seg.path,
                         loc.offset as u64,
                         format!("entry {} fails its checksum", i + n as u64),
@@ -806,20 +800,20 @@ impl Engine {
         let file = self
             .fs
             .open(&path)
-            .map_err(|e| FilesError::io("open snapshot", &path, e))?;
+            .map_err(|e| Error::io("open snapshot", &path, e))?;
         let mut buf = vec![0u8; format::SNAPSHOT_HEADER + r.len as usize];
         file.read_exact_at(&mut buf, 0)
-            .map_err(|e| FilesError::io("read snapshot", &path, e))?;
+            .map_err(|e| Error::io("read snapshot", &path, e))?;
         let header = format::decode_snapshot_header(&buf).map_err(|e| match e {
-            format::DecodeError::Version(found) => FilesError::FormatVersion {
+            format::DecodeError::Version(found) => Error::FormatVersion {
                 path: path.clone(),
                 found,
                 expected: format::FORMAT_VERSION,
             },
-            format::DecodeError::Corrupt(reason) => FilesError::corrupt(&path, 0, reason),
+            format::DecodeError::Corrupt(reason) => Error::corrupt(&path, 0, reason),
         })?;
         if header != r {
-            return Err(FilesError::corrupt(
+            return Err(Error::corrupt(
                 &path,
                 0,
                 "snapshot file does not match the record that refers to it",
@@ -827,7 +821,7 @@ impl Engine {
         }
         let body = buf.split_off(format::SNAPSHOT_HEADER);
         if crc32c::crc32c(&body) != r.crc {
-            return Err(FilesError::corrupt(
+            return Err(Error::corrupt(
                 &path,
                 format::SNAPSHOT_HEADER as u64,
                 "snapshot checksum mismatch",

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-/// Every error `storage-files` returns. Each names the file, and where it applies the offset
+/// Every error `paxstore-files` returns. Each names the file, and where it applies the offset
 /// or the log index, so that an operator can find the damage.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum FilesError {
+pub enum Error {
     /// A file-system call failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -56,7 +56,7 @@ pub enum FilesError {
     },
     /// A value could not be encoded or decoded, or a batch broke the contract.
     #[error(transparent)]
-    Core(#[from] storage_core::Error),
+    Core(#[from] paxstore_core::Error),
     /// A batch is too large for the format (a record must stay below 4 GiB).
     #[error("batch of {bytes} bytes is too large for one record (limit {limit})")]
     TooLarge {
@@ -65,9 +65,9 @@ pub enum FilesError {
         /// The limit.
         limit: u64,
     },
-    /// The directory is not a storage-files store: it holds another backend's store, files
+    /// The directory is not a paxstore-files store: it holds another backend's store, files
     /// that are not a store's, or a store whose marker is gone. Nothing in it was changed.
-    #[error("{dir} is not a storage-files store: {found}. {hint}")]
+    #[error("{dir} is not a paxstore-files store: {found}. {hint}")]
     Foreign {
         /// The directory.
         dir: PathBuf,
@@ -81,9 +81,9 @@ pub enum FilesError {
     InvalidOption(String),
 }
 
-impl FilesError {
+impl Error {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        FilesError::Io {
+        Error::Io {
             op,
             path: path.into(),
             source,
@@ -95,7 +95,7 @@ impl FilesError {
         offset: u64,
         reason: impl Into<String>,
     ) -> Self {
-        FilesError::Corrupt {
+        Error::Corrupt {
             path: path.into(),
             offset,
             reason: reason.into(),
@@ -104,4 +104,4 @@ impl FilesError {
 }
 
 /// The result type of this crate.
-pub type Result<T, E = FilesError> = std::result::Result<T, E>;
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -5,7 +5,7 @@
 use omnipaxos::{ballot_leader_election::Ballot, storage::StopSign};
 use serde::{Deserialize, Serialize};
 
-use storage_core::codec;
+use paxstore_core::codec;
 
 /// The first eight bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"PAXSEG\0\x01";
@@ -162,7 +162,7 @@ pub struct SegmentHeader {
 }
 
 /// Encodes a segment header.
-pub fn encode_header(h: &SegmentHeader) -> Result<Vec<u8>, storage_core::Error> {
+pub fn encode_header(h: &SegmentHeader) -> Result<Vec<u8>, paxstore_core::Error> {
     let ckpt = codec::encode("segment checkpoint", &h.checkpoint)?;
     let mut b = Vec::with_capacity(SEGMENT_HEADER_PREFIX + ckpt.len() + 4);
     b.extend_from_slice(&SEGMENT_MAGIC);
@@ -341,7 +341,7 @@ impl BatchBuilder {
         &mut self,
         at: u64,
         entries: impl IntoIterator<Item = &'a T>,
-    ) -> Result<(), storage_core::Error> {
+    ) -> Result<(), paxstore_core::Error> {
         let start = self.buf.len();
         self.buf.push(OP_APPEND);
         self.buf.extend_from_slice(&at.to_le_bytes());
@@ -379,7 +379,7 @@ impl BatchBuilder {
     }
 
     /// Adds a metadata write.
-    pub fn meta(&mut self, op: MetaOp) -> Result<(), storage_core::Error> {
+    pub fn meta(&mut self, op: MetaOp) -> Result<(), paxstore_core::Error> {
         let bytes = codec::encode("metadata op", &op)?;
         self.buf.push(OP_META);
         self.buf
@@ -603,11 +603,11 @@ pub fn parse_name(name: &str) -> Option<(&'static str, u64)> {
     u64::from_str_radix(rest, 16).ok().map(|id| (kind, id))
 }
 
-/// Whether `name` is one of the names a storage-files store creates in its directory: the
+/// Whether `name` is one of the names a paxstore-files store creates in its directory: the
 /// marker, the lock, segments, snapshots and their temp names.
 pub fn is_own_name(name: &str) -> bool {
-    name == storage_core::identity::MARKER_FILE
-        || name == storage_core::identity::MARKER_TMP
+    name == paxstore_core::identity::MARKER_FILE
+        || name == paxstore_core::identity::MARKER_TMP
         || name == crate::LOCK_FILE
         || parse_name(name).is_some()
         || name

@@ -17,14 +17,14 @@
 //!   later open could replay;
 //! - a batch is applied whole or not at all, in memory and on disk, whatever the crash;
 //! - a crash mid-write leaves at most a torn final record, which the next open cuts off;
-//!   damage anywhere else is reported as [`FilesError::Corrupt`] with the file and offset;
+//!   damage anywhere else is reported as [`Error::Corrupt`] with the file and offset;
 //! - nothing is deleted or cut on the strength of data that is not durable: open first syncs
 //!   the newest segment and the directory it read (what it returns is acted on by consensus),
 //!   and a record that makes files dead is synced before they are deleted, under every
 //!   [`SyncPolicy`];
 //! - every file and directory the store creates is made durable by an fsync of its
 //!   directory (the store directory's parent included) before it is relied on;
-//! - after a failed fsync every call fails ([`FilesError::Poisoned`]) until the store is
+//! - after a failed fsync every call fails ([`Error::Poisoned`]) until the store is
 //!   reopened from disk; a record whose `fdatasync` failed is cut off the file first;
 //! - trimmed segments are deleted as soon as the trim is durable; a deletion that fails is
 //!   retried, and segments left below a gap in the ids are taken for dead at open;
@@ -61,10 +61,10 @@ mod storage;
 pub mod testing;
 pub mod verify;
 
-pub use error::{FilesError, Result};
+pub use error::{Error, Result};
 pub use options::{FilesOptions, RecoveryMode};
+pub use paxstore_core::SyncPolicy;
 pub use recovery::{BACKEND, LOCK_FILE};
 pub use stats::Stats;
 pub use storage::FilesStorage;
-pub use storage_core::SyncPolicy;
 pub use verify::verify;

@@ -2,17 +2,17 @@
 
 use std::sync::Arc;
 
-use storage_core::{StoreOptions, SyncPolicy};
+use paxstore_core::{StoreOptions, SyncPolicy};
 
 use crate::env::{FileSystem, StdFs};
-use crate::error::{FilesError, Result};
+use crate::error::{Error, Result};
 
 /// What recovery does with damage it finds at open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RecoveryMode {
     /// Only a torn final record (a write cut short by a crash) is cut off. A bad checksum with
     /// valid data after it, a bad header, a missing segment or snapshot file: open fails with
-    /// [`FilesError::Corrupt`]. The default, and the only mode that never drops acknowledged
+    /// [`Error::Corrupt`]. The default, and the only mode that never drops acknowledged
     /// data silently.
     #[default]
     Strict,
@@ -25,7 +25,7 @@ pub enum RecoveryMode {
 /// Options for [`FilesStorage`](crate::FilesStorage); build with the methods.
 ///
 /// ```
-/// use storage_files::{FilesOptions, RecoveryMode};
+/// use paxstore_files::{FilesOptions, RecoveryMode};
 /// let opts = FilesOptions::new().segment_size(8 << 20).recovery(RecoveryMode::Strict);
 /// assert_eq!(opts.segment_size_bytes(), 8 << 20);
 /// ```
@@ -113,7 +113,7 @@ impl FilesOptions {
         self
     }
 
-    /// Whether open may write a marker into a directory that holds storage-files' segments
+    /// Whether open may write a marker into a directory that holds paxstore-files' segments
     /// but no `PAXSTORE` marker (a store written before stores had markers, or whose marker
     /// was deleted). Off by default: such a directory is refused, since a store must never be
     /// mistaken for another one. Turn it on once, for a directory you know is this store's.
@@ -140,7 +140,7 @@ impl FilesOptions {
 
     pub(crate) fn validate(&self) -> Result<()> {
         if !(4096..=1 << 30).contains(&self.segment_size) {
-            return Err(FilesError::InvalidOption(format!(
+            return Err(Error::InvalidOption(format!(
                 "segment size {} is outside 4 KiB..=1 GiB",
                 self.segment_size
             )));

@@ -10,20 +10,20 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::engine::{Active, Engine, Segment};
-use crate::error::{FilesError, Result};
+use crate::error::{Error, Result};
 use crate::format::{self, DecodeError, Frame};
 use crate::index::Index;
 use crate::options::{FilesOptions, RecoveryMode};
 use crate::stats::Stats;
-use storage_core::identity::{Marker, MARKER_FILE, MARKER_TMP};
+use paxstore_core::identity::{Marker, MARKER_FILE, MARKER_TMP};
 
 /// The backend name in the store marker.
 pub const BACKEND: &str = "files";
 
-fn decode_err(path: &Path, offset: u64, e: DecodeError) -> FilesError {
+fn decode_err(path: &Path, offset: u64, e: DecodeError) -> Error {
     match e {
-        DecodeError::Corrupt(reason) => FilesError::corrupt(path, offset, reason),
-        DecodeError::Version(found) => FilesError::FormatVersion {
+        DecodeError::Corrupt(reason) => Error::corrupt(path, offset, reason),
+        DecodeError::Version(found) => Error::FormatVersion {
             path: path.to_path_buf(),
             found,
             expected: format::FORMAT_VERSION,
@@ -41,15 +41,15 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     ensure_dir(fs.as_ref(), dir)?;
     let names = fs
         .list(dir)
-        .map_err(|e| FilesError::io("list directory", dir, e))?;
+        .map_err(|e| Error::io("list directory", dir, e))?;
     let marker = identify(fs.as_ref(), dir, &names, opts.adopt_unmarked)?;
     let lock_path = dir.join(LOCK_FILE);
     let lock = take_lock(fs.as_ref(), &lock_path)?;
     let names = fs
         .list(dir)
-        .map_err(|e| FilesError::io("list directory", dir, e))?;
+        .map_err(|e| Error::io("list directory", dir, e))?;
     if let Some(name) = names.iter().find(|n| !format::is_own_name(n)) {
-        return Err(FilesError::Foreign {
+        return Err(Error::Foreign {
             dir: dir.to_path_buf(),
             found: format!("`{name}` appeared in it while it was being opened"),
             hint: "Keep other files out of a store's directory.".into(),
@@ -111,18 +111,17 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
         if engine.segments.contains_key(&last) {
             let file = engine.handle(last)?;
             engine.stats.fsyncs += 1;
-            file.sync_all().map_err(|e| {
-                FilesError::io("fsync", engine.path(&format::segment_name(last)), e)
-            })?;
+            file.sync_all()
+                .map_err(|e| Error::io("fsync", engine.path(&format::segment_name(last)), e))?;
         }
     }
     engine.stats.fsyncs += 1;
     fs.sync_dir(dir)
-        .map_err(|e| FilesError::io("fsync directory", dir, e))?;
+        .map_err(|e| Error::io("fsync directory", dir, e))?;
     for name in &leftovers {
         let path = engine.path(name);
         fs.remove_file(&path)
-            .map_err(|e| FilesError::io("remove leftover", &path, e))?;
+            .map_err(|e| Error::io("remove leftover", &path, e))?;
     }
 
     // The snapshot the metadata refers to must exist; other snapshot files are leftovers of
@@ -137,7 +136,7 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
         if !ok {
             match engine.opts.recovery {
                 RecoveryMode::Strict => {
-                    return Err(FilesError::corrupt(
+                    return Err(Error::corrupt(
                         &path,
                         0,
                         format!("snapshot file of {} bytes referred to by the log is missing or has the wrong size", r.len),
@@ -156,14 +155,14 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
         if Some(id) != current {
             let path = engine.path(&format::snapshot_name(id));
             fs.remove_file(&path)
-                .map_err(|e| FilesError::io("remove orphan snapshot", &path, e))?;
+                .map_err(|e| Error::io("remove orphan snapshot", &path, e))?;
             removed = true;
         }
     }
     engine.next_snapshot_id = snapshot_ids.last().map_or(1, |&id| id + 1);
     if removed {
         fs.sync_dir(dir)
-            .map_err(|e| FilesError::io("fsync directory", dir, e))?;
+            .map_err(|e| Error::io("fsync directory", dir, e))?;
     }
     // A trim may have been interrupted before it deleted the segments below it.
     if !stale.is_empty() {
@@ -204,7 +203,7 @@ fn ensure_dir(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
         match parent_of(dir) {
             Some(parent) => fs
                 .sync_dir(parent)
-                .map_err(|e| FilesError::io("fsync directory", parent, e)),
+                .map_err(|e| Error::io("fsync directory", parent, e)),
             None => Ok(()),
         }
     }
@@ -219,16 +218,16 @@ fn ensure_dir(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let Some(parent) = parent_of(dir) else {
-                    return Err(FilesError::io("create directory", dir, e));
+                    return Err(Error::io("create directory", dir, e));
                 };
                 make(fs, parent)?;
                 match fs.create_dir(dir) {
                     Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                    Err(e) => return Err(FilesError::io("create directory", dir, e)),
+                    Err(e) => return Err(Error::io("create directory", dir, e)),
                 }
             }
-            Err(e) => return Err(FilesError::io("create directory", dir, e)),
+            Err(e) => return Err(Error::io("create directory", dir, e)),
         }
         sync_parent(fs, dir)
     }
@@ -245,7 +244,7 @@ fn identify(
     names: &[String],
     adopt_unmarked: bool,
 ) -> Result<Marker> {
-    let foreign = |found: String, hint: &str| FilesError::Foreign {
+    let foreign = |found: String, hint: &str| Error::Foreign {
         dir: dir.to_path_buf(),
         found,
         hint: hint.to_string(),
@@ -254,16 +253,15 @@ fn identify(
     if names.iter().any(|n| n == MARKER_FILE) {
         let file = fs
             .open(&path)
-            .map_err(|e| FilesError::io("open marker", &path, e))?;
-        let len = file.len().map_err(|e| FilesError::io("stat", &path, e))?;
+            .map_err(|e| Error::io("open marker", &path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
         if len > 4096 {
-            return Err(FilesError::corrupt(&path, 0, "marker file too large"));
+            return Err(Error::corrupt(&path, 0, "marker file too large"));
         }
         let mut bytes = vec![0u8; len as usize];
         file.read_exact_at(&mut bytes, 0)
-            .map_err(|e| FilesError::io("read marker", &path, e))?;
-        let marker =
-            Marker::decode(&bytes).map_err(|e| FilesError::corrupt(&path, 0, e.to_string()))?;
+            .map_err(|e| Error::io("read marker", &path, e))?;
+        let marker = Marker::decode(&bytes).map_err(|e| Error::corrupt(&path, 0, e.to_string()))?;
         if marker.backend != BACKEND {
             return Err(foreign(
                 format!("its marker says it is a `{}` store", marker.backend),
@@ -271,7 +269,7 @@ fn identify(
             ));
         }
         if marker.format != format::FORMAT_VERSION {
-            return Err(FilesError::FormatVersion {
+            return Err(Error::FormatVersion {
                 path,
                 found: marker.format,
                 expected: format::FORMAT_VERSION,
@@ -279,7 +277,7 @@ fn identify(
         }
         if let Some(name) = names.iter().find(|n| !format::is_own_name(n)) {
             return Err(foreign(
-                format!("it holds `{name}`, which no storage-files store writes"),
+                format!("it holds `{name}`, which no paxstore-files store writes"),
                 "Move that file out of the store's directory.",
             ));
         }
@@ -300,7 +298,7 @@ fn identify(
             shown.join(", ")
         );
         let hint = if unmarked_store {
-            "It looks like a storage-files store whose marker was deleted, or one written \
+            "It looks like a paxstore-files store whose marker was deleted, or one written \
              before stores had markers: if you are sure it is this store's directory, open it \
              once with `FilesOptions::adopt_unmarked_store(true)` to write a new marker."
         } else if others
@@ -308,9 +306,9 @@ fn identify(
             .any(|n| n.as_str() == "CURRENT" || n.starts_with("MANIFEST-"))
         {
             "It looks like a RocksDB database: open it with the rocks backend, or give \
-             storage-files an empty or new directory."
+             paxstore-files an empty or new directory."
         } else {
-            "Give storage-files an empty or new directory (it creates it if missing)."
+            "Give paxstore-files an empty or new directory (it creates it if missing)."
         };
         return Err(foreign(found, hint));
     }
@@ -320,24 +318,24 @@ fn identify(
     if names.iter().any(|n| n == MARKER_TMP) {
         // Left by a creation that was interrupted: ours, and holding nothing.
         fs.remove_file(&tmp)
-            .map_err(|e| FilesError::io("remove interrupted marker", &tmp, e))?;
+            .map_err(|e| Error::io("remove interrupted marker", &tmp, e))?;
     }
     let bytes = marker.encode();
     let file = fs.create(&tmp).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AlreadyExists => FilesError::Locked { path: tmp.clone() },
-        _ => FilesError::io("create marker", &tmp, e),
+        std::io::ErrorKind::AlreadyExists => Error::Locked { path: tmp.clone() },
+        _ => Error::io("create marker", &tmp, e),
     })?;
     file.write_all_at(&bytes, 0)
         .and_then(|()| file.sync_all())
-        .map_err(|e| FilesError::io("write marker", &tmp, e))?;
+        .map_err(|e| Error::io("write marker", &tmp, e))?;
     fs.rename(&tmp, &path)
-        .map_err(|e| FilesError::io("rename marker", &tmp, e))?;
+        .map_err(|e| Error::io("rename marker", &tmp, e))?;
     fs.sync_dir(dir)
-        .map_err(|e| FilesError::io("fsync directory", dir, e))?;
+        .map_err(|e| Error::io("fsync directory", dir, e))?;
     Ok(marker)
 }
 
-/// How long open keeps trying a held lock before reporting [`FilesError::Locked`].
+/// How long open keeps trying a held lock before reporting [`Error::Locked`].
 const LOCK_PATIENCE: Duration = Duration::from_millis(500);
 
 /// Takes the directory's lock. A lock that is held is retried briefly: a process that forks
@@ -351,13 +349,13 @@ fn take_lock(fs: &dyn crate::env::FileSystem, path: &Path) -> Result<Box<dyn cra
             Ok(lock) => return Ok(lock),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 if Instant::now() >= deadline {
-                    return Err(FilesError::Locked {
+                    return Err(Error::Locked {
                         path: path.to_path_buf(),
                     });
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            Err(e) => return Err(FilesError::io("lock", path, e)),
+            Err(e) => return Err(Error::io("lock", path, e)),
         }
     }
 }
@@ -371,17 +369,17 @@ fn read_header(
     let path = engine.path(&format::segment_name(id));
     let mut prefix = vec![0u8; format::SEGMENT_HEADER_PREFIX.min(len as usize)];
     file.read_exact_at(&mut prefix, 0)
-        .map_err(|e| FilesError::io("read header", &path, e))?;
+        .map_err(|e| Error::io("read header", &path, e))?;
     let hlen = format::header_len(&prefix).map_err(|e| decode_err(&path, 0, e))?;
     if hlen as u64 > len {
-        return Err(FilesError::corrupt(&path, 0, "segment header cut short"));
+        return Err(Error::corrupt(&path, 0, "segment header cut short"));
     }
     let mut bytes = vec![0u8; hlen];
     file.read_exact_at(&mut bytes, 0)
-        .map_err(|e| FilesError::io("read header", &path, e))?;
+        .map_err(|e| Error::io("read header", &path, e))?;
     let (header, hlen) = format::decode_header(&bytes).map_err(|e| decode_err(&path, 0, e))?;
     if header.id != id {
-        return Err(FilesError::corrupt(
+        return Err(Error::corrupt(
             &path,
             12,
             format!("header says segment {}, file name says {id}", header.id),
@@ -396,8 +394,8 @@ fn open_sealed(engine: &mut Engine, id: u64) -> Result<()> {
     let file = engine
         .fs
         .open(&path)
-        .map_err(|e| FilesError::io("open", &path, e))?;
-    let len = file.len().map_err(|e| FilesError::io("stat", &path, e))?;
+        .map_err(|e| Error::io("open", &path, e))?;
+    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
     let (_, hlen) = read_header(engine, id, file.as_ref(), len)?;
     let trailer_at = len
         .checked_sub(format::TRAILER_LEN as u64)
@@ -408,7 +406,7 @@ fn open_sealed(engine: &mut Engine, id: u64) -> Result<()> {
         format::decode_trailer(&b)
     });
     let Some(t) = trailer else {
-        return Err(FilesError::corrupt(
+        return Err(Error::corrupt(
             &path,
             len.saturating_sub(format::TRAILER_LEN as u64),
             "segment is not the newest but has no valid trailer (not sealed, or damaged)",
@@ -423,7 +421,7 @@ fn open_sealed(engine: &mut Engine, id: u64) -> Result<()> {
         || expected_len != Some(len)
         || t.first.checked_add(t.count).is_none()
     {
-        return Err(FilesError::corrupt(
+        return Err(Error::corrupt(
             &path,
             len - format::TRAILER_LEN as u64,
             "trailer disagrees with the file length",
@@ -642,11 +640,11 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
     let file = engine
         .fs
         .open(&path)
-        .map_err(|e| FilesError::io("open", &path, e))?;
-    let len = file.len().map_err(|e| FilesError::io("stat", &path, e))?;
+        .map_err(|e| Error::io("open", &path, e))?;
+    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
     let (header, hlen) = read_header(engine, id, file.as_ref(), len)?;
     if header.checkpoint.first > header.checkpoint.next {
-        return Err(FilesError::corrupt(
+        return Err(Error::corrupt(
             &path,
             0,
             format!(
@@ -660,7 +658,7 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
     engine.index.trim(engine.meta.first);
     let mut buf = vec![0u8; len as usize];
     file.read_exact_at(&mut buf, 0)
-        .map_err(|e| FilesError::io("read", &path, e))?;
+        .map_err(|e| Error::io("read", &path, e))?;
     let scan = scan_records(&buf, hlen, |offset, effects| {
         engine.apply_effects(id, offset as u64, effects)
     });
@@ -669,13 +667,11 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
     let mut cut = false;
     let pos = match scan.end {
         ScanEnd::Open { at } => at,
-        ScanEnd::Rejected { at, reason } => {
-            return Err(FilesError::corrupt(&path, at as u64, reason))
-        }
+        ScanEnd::Rejected { at, reason } => return Err(Error::corrupt(&path, at as u64, reason)),
         ScanEnd::Undecodable { at, error, .. } => return Err(decode_err(&path, at as u64, error)),
         ScanEnd::Sealed { end, .. } => {
             if buf[end..].iter().any(|&b| b != 0) {
-                return Err(FilesError::corrupt(
+                return Err(Error::corrupt(
                     &path,
                     end as u64,
                     "data after the trailer of a sealed segment",
@@ -685,9 +681,8 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
             if (end as u64) < len {
                 // Preallocated zeros the seal did not get to cut: the trailer must end the file.
                 file.set_len(end as u64)
-                    .map_err(|e| FilesError::io("truncate", &path, e))?;
-                file.sync_all()
-                    .map_err(|e| FilesError::io("fsync", &path, e))?;
+                    .map_err(|e| Error::io("truncate", &path, e))?;
+                file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
             }
             end
         }
@@ -696,7 +691,7 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
         // a torn record, unless valid records follow.
         ScanEnd::SealWithoutTrailer { at, trailer_at, .. } => {
             if strict && !is_torn_tail(&buf, at) {
-                return Err(FilesError::corrupt(
+                return Err(Error::corrupt(
                     &path,
                     trailer_at as u64,
                     "seal record without its trailer, with valid records after it",
@@ -709,7 +704,7 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
         // if no valid record follows.
         ScanEnd::Truncated { at } => {
             if strict && !is_torn_tail(&buf, at) {
-                return Err(FilesError::corrupt(
+                return Err(Error::corrupt(
                     &path,
                     at as u64,
                     "record runs past the end of the segment, with valid records after it",
@@ -720,7 +715,7 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
         }
         ScanEnd::Bad { at, reason } => {
             if strict && !is_torn_tail(&buf, at) {
-                return Err(FilesError::corrupt(
+                return Err(Error::corrupt(
                     &path,
                     at as u64,
                     format!("{reason}, with valid records after it"),
@@ -739,9 +734,8 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
             len - pos as u64
         );
         file.set_len(pos as u64)
-            .map_err(|e| FilesError::io("truncate torn tail", &path, e))?;
-        file.sync_all()
-            .map_err(|e| FilesError::io("fsync", &path, e))?;
+            .map_err(|e| Error::io("truncate torn tail", &path, e))?;
+        file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
     }
     let (first, next) = (engine.meta.first, engine.meta.next);
     let runs = engine.index.runs();
@@ -756,7 +750,7 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
         let held = engine.index.len();
         return Err(match stale_below {
             // The gap is not a deletion that was interrupted: a segment the log needs is gone.
-            Some(oldest) => FilesError::corrupt(
+            Some(oldest) => Error::corrupt(
                 engine.path(&format::segment_name(oldest - 1)),
                 0,
                 format!(
@@ -766,7 +760,7 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
                     oldest - 1
                 ),
             ),
-            None => FilesError::corrupt(
+            None => Error::corrupt(
                 &path,
                 0,
                 format!(

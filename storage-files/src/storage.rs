@@ -8,11 +8,11 @@ use omnipaxos::{
     ballot_leader_election::Ballot,
     storage::{Entry, StopSign, Storage, StorageOp, StorageResult},
 };
-use serde::{de::DeserializeOwned, Serialize};
-use storage_core::{
+use paxstore_core::{
     codec,
     plan::{Plan, Step},
 };
+use serde::{de::DeserializeOwned, Serialize};
 
 use crate::engine::Engine;
 use crate::error::Result;
@@ -34,8 +34,8 @@ use crate::stats::Stats;
 ///
 /// ```
 /// use omnipaxos::storage::Storage;
-/// use storage_core::kv::KeyValue;
-/// use storage_files::{FilesOptions, FilesStorage};
+/// use paxstore_core::kv::KeyValue;
+/// use paxstore_files::{FilesOptions, FilesStorage};
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let mut log = FilesStorage::<KeyValue>::open(dir.path(), FilesOptions::new()).unwrap();
@@ -70,8 +70,15 @@ where
     T: Entry + Serialize + DeserializeOwned,
     T::Snapshot: Serialize + DeserializeOwned,
 {
-    /// Opens the store in `dir` (created if missing), recovering what is on disk.
-    pub fn open(dir: impl AsRef<Path>, options: FilesOptions) -> Result<Self> {
+    /// Opens the store in `dir` (created if missing) with the default options (durable
+    /// writes), recovering what is on disk.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self> {
+        Self::open_with(dir, FilesOptions::new())
+    }
+
+    /// Opens the store in `dir` (created if missing) with `options`, recovering what is on
+    /// disk.
+    pub fn open_with(dir: impl AsRef<Path>, options: FilesOptions) -> Result<Self> {
         Ok(FilesStorage {
             engine: crate::recovery::open(dir.as_ref(), options)?,
             snapshot_cache: Mutex::new(None),
@@ -90,19 +97,19 @@ where
     }
 
     /// The store's marker: backend, format version and store id.
-    pub fn marker(&self) -> &storage_core::identity::Marker {
+    pub fn marker(&self) -> &paxstore_core::identity::Marker {
         self.engine.marker()
     }
 
     /// The stored log bounds `[first, next)`.
-    pub fn bounds(&self) -> storage_core::bounds::Bounds {
+    pub fn bounds(&self) -> paxstore_core::bounds::Bounds {
         self.engine.bounds()
     }
 
     /// Whether an earlier failure poisoned the store, and why.
     pub fn poisoned(&self) -> Option<String> {
         self.engine.check().err().map(|e| match e {
-            crate::FilesError::Poisoned { reason } => reason,
+            crate::Error::Poisoned { reason } => reason,
             other => other.to_string(),
         })
     }
@@ -115,8 +122,8 @@ where
     /// Waits until the files that trims and snapshots made dead are deleted and the deletion
     /// is durable (they are deleted in the background by default; see
     /// [`FilesOptions::background_purge`]).
-    pub fn wait_for_purge(&mut self) -> Result<()> {
-        self.engine.wait_for_purge()
+    pub fn wait_for_reclaim(&mut self) -> Result<()> {
+        self.engine.wait_for_reclaim()
     }
 
     /// One call's path: the plan checks the batch, the engine batch encodes its steps, the

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use omnipaxos::storage::StorageResult;
-use storage_core::{
+use paxstore_core::{
     conformance::{self, Harness},
     kv::KeyValue,
 };
@@ -18,7 +18,7 @@ pub fn options() -> FilesOptions {
 
 /// Opens the store in `dir` with [`options`]: the crash test's opener.
 pub fn open(dir: &Path) -> StorageResult<FilesStorage<KeyValue>> {
-    Ok(FilesStorage::open(dir, options())?)
+    Ok(FilesStorage::open_with(dir, options())?)
 }
 
 /// A store in a fresh temporary directory (the last of `dirs`: a reopen without a clean drop

@@ -16,22 +16,22 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use storage_core::bounds::Bounds;
-use storage_core::identity::MARKER_FILE;
-use storage_core::plan;
-use storage_core::verify::{
+use paxstore_core::bounds::Bounds;
+use paxstore_core::identity::MARKER_FILE;
+use paxstore_core::plan;
+use paxstore_core::verify::{
     check_marker, describe_stopsign, LogSummary, Part, Problem, Summary, Unreadable,
 };
 
 use crate::format::{self, Checkpoint, DecodeError, Effect, ENTRY_FRAME};
 use crate::recovery::{is_torn_tail, live_from, scan_records, ScanEnd};
 
-/// Reads and checks the storage-files store in `dir` without opening it (no lock is taken,
+/// Reads and checks the paxstore-files store in `dir` without opening it (no lock is taken,
 /// nothing is written, a torn tail is not cut off), and says what it holds: the log's bounds
 /// and metadata, every file with its size and what it holds, and every problem found, each
 /// naming the file and, where there is one, the byte offset (see the module docs).
 ///
-/// [`Unreadable`] when `dir` cannot be read, is not a storage-files store (its marker names
+/// [`Unreadable`] when `dir` cannot be read, is not a paxstore-files store (its marker names
 /// another backend, or it has neither a marker nor segment files), or holds a format version
 /// this build does not read.
 pub fn verify(dir: &Path) -> Result<Summary, Unreadable> {
@@ -45,7 +45,7 @@ pub fn verify(dir: &Path) -> Result<Summary, Unreadable> {
     let mut segments = Vec::new();
     let mut snapshots = Vec::new();
     let mut sizes = BTreeMap::new();
-    for name in storage_core::verify::list_dir(dir)? {
+    for name in paxstore_core::verify::list_dir(dir)? {
         let size = std::fs::symlink_metadata(dir.join(&name))
             .map(|m| m.len())
             .unwrap_or(0);
@@ -60,7 +60,7 @@ pub fn verify(dir: &Path) -> Result<Summary, Unreadable> {
             None => w.problem(
                 &name,
                 None,
-                "not a storage-files file: storage-files refuses to open a directory that \
+                "not a paxstore-files file: paxstore-files refuses to open a directory that \
                  holds it (move it out of the store's directory)",
             ),
         }
@@ -75,7 +75,7 @@ pub fn verify(dir: &Path) -> Result<Summary, Unreadable> {
         return Err(Unreadable::new(
             dir,
             format!(
-                "not a storage-files store: no readable `{MARKER_FILE}` marker, no segment files"
+                "not a paxstore-files store: no readable `{MARKER_FILE}` marker, no segment files"
             ),
         ));
     }

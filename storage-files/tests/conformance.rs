@@ -1,7 +1,7 @@
 //! The shared conformance suite on this backend, persistent: every case ends with a reopen,
 //! and the crash test kills writers with SIGKILL (and, given a LazyFS mount, cuts the power:
-//! see `storage_core::conformance::crash`).
+//! see `paxstore_core::conformance::crash`).
 
-use storage_files::testing::{open, FilesHarness};
+use paxstore_files::testing::{open, FilesHarness};
 
-storage_core::conformance_tests!(files, FilesHarness::new(), crash = open);
+paxstore_core::conformance_tests!(files, FilesHarness::new(), crash = open);

@@ -1,5 +1,5 @@
 //! Corruption: bits flipped in every part of a store, files removed, a foreign version. Each
-//! must give a clear error (a typed `FilesError` naming the file and, where it applies, the
+//! must give a clear error (a typed `paxstore_files::Error` naming the file and, where it applies, the
 //! offset) or, where the damage cannot matter, the right data; never a panic and never wrong
 //! data.
 
@@ -8,12 +8,12 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use omnipaxos::storage::{Storage, StorageOp};
-use storage_core::conformance::cases::{ballot, rewritten, snapshot_upto};
-use storage_core::conformance::verify_store;
-use storage_core::kv::KeyValue;
-use storage_core::model::Model;
-use storage_files::format;
-use storage_files::{FilesError, RecoveryMode};
+use paxstore_core::conformance::cases::{ballot, rewritten, snapshot_upto};
+use paxstore_core::conformance::verify_store;
+use paxstore_core::kv::KeyValue;
+use paxstore_core::model::Model;
+use paxstore_files::format;
+use paxstore_files::RecoveryMode;
 use tempfile::TempDir;
 
 use common::*;
@@ -32,7 +32,7 @@ struct Built {
 fn build() -> Built {
     let dir = tempfile::tempdir().unwrap();
     let options = opts().preallocate(false);
-    let mut store = Store::open(dir.path(), options).unwrap();
+    let mut store = Store::open_with(dir.path(), options).unwrap();
     let mut model = Model::new();
     apply(
         &mut store,
@@ -86,7 +86,7 @@ fn build() -> Built {
         last_records.push((model.clone(), start, end));
         start = end;
     }
-    store.wait_for_purge().unwrap();
+    store.wait_for_reclaim().unwrap();
     drop(store);
     assert!(segments(dir.path()).len() >= 4);
     Built {
@@ -117,7 +117,7 @@ fn middle_sealed(b: &Built) -> Sealed {
     s
 }
 
-/// `storage_files::verify` finds the damage too, without changing anything: a problem naming
+/// `paxstore_files::verify` finds the damage too, without changing anything: a problem naming
 /// `path` and, if given, `offset`.
 fn expect_verify_finds(dir: &Path, path: &Path, offset: Option<u64>, ctx: &str) {
     let summary = verify_unchanged(dir, ctx).unwrap_or_else(|e| panic!("{ctx}: verify: {e}"));
@@ -132,9 +132,9 @@ fn expect_verify_finds(dir: &Path, path: &Path, offset: Option<u64>, ctx: &str) 
     );
 }
 
-fn expect_corrupt(e: &FilesError, path: &Path, offset: Option<u64>, ctx: &str) {
+fn expect_corrupt(e: &paxstore_files::Error, path: &Path, offset: Option<u64>, ctx: &str) {
     match e {
-        FilesError::Corrupt {
+        paxstore_files::Error::Corrupt {
             path: p, offset: o, ..
         } => {
             assert_eq!(p, path, "{ctx}: the error names the wrong file: {e}");
@@ -172,7 +172,7 @@ fn read_each(
                     damaged.contains(&(i as u64)),
                     "{ctx}: entry {i} outside the damaged segment fails: {e}"
                 );
-                let fe = files_err(e.as_ref()).expect("a FilesError");
+                let fe = files_err(e.as_ref()).expect("a paxstore_files::Error");
                 expect_corrupt(fe, seg, None, ctx);
                 failed.push(i as u64);
             }
@@ -212,7 +212,7 @@ fn flipped_bits_in_a_sealed_segments_records() {
         // Verify reads every record.
         expect_verify_finds(d.path(), &path, None, &ctx);
         // Open reads only the header and trailer of a sealed segment.
-        let store = Store::open(d.path(), opts()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let store = Store::open_with(d.path(), opts()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         let failed = read_each(&store, &b.model, run.clone(), &path, &ctx);
         // A flip inside a live entry or its frame must fail exactly that entry.
         let hit = s.locs.iter().enumerate().find(|(_, l)| {
@@ -269,12 +269,12 @@ fn flipped_bits_in_a_sealed_segments_seal_and_trailer() {
         );
         expect_verify_finds(d.path(), &path, None, &ctx);
         if at >= trailer_at {
-            let e = Store::open(d.path(), opts()).expect_err(&ctx);
+            let e = Store::open_with(d.path(), opts()).expect_err(&ctx);
             expect_corrupt(&e, &path, Some(trailer_at), &ctx);
             continue;
         }
         // The seal record is read when the segment's entries are first read.
-        let store = Store::open(d.path(), opts()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let store = Store::open_with(d.path(), opts()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         let failed = read_each(&store, &b.model, run.clone(), &path, &ctx);
         assert_eq!(
             failed,
@@ -312,9 +312,9 @@ fn flipped_bits_in_segment_headers() {
                 ),
                 Ok(_) => expect_verify_finds(d.path(), &path, None, &ctx),
             }
-            match Store::open(d.path(), opts()) {
+            match Store::open_with(d.path(), opts()) {
                 Ok(_) => panic!("{ctx}: opened"),
-                Err(FilesError::FormatVersion {
+                Err(paxstore_files::Error::FormatVersion {
                     path: p,
                     found,
                     expected,
@@ -351,7 +351,7 @@ fn flipped_bits_in_the_last_segment_before_a_valid_record() {
                 path.display()
             );
             let verified = verify_unchanged(d.path(), &ctx).unwrap();
-            let result = Store::open(d.path(), opts());
+            let result = Store::open_with(d.path(), opts());
             if k + 1 < n {
                 // Verify calls damage what open refuses, at the same offset.
                 expect_verify_finds(d.path(), &path, Some(*start), &ctx);
@@ -360,7 +360,7 @@ fn flipped_bits_in_the_last_segment_before_a_valid_record() {
                 // Lenient recovery opens the batches before the damaged record.
                 if at % 5 == 0 {
                     let lenient = opts().recovery(RecoveryMode::Lenient);
-                    let store = Store::open(d.path(), lenient)
+                    let store = Store::open_with(d.path(), lenient)
                         .unwrap_or_else(|e| panic!("{ctx}: lenient open failed: {e}"));
                     let before = match k {
                         0 => b.before_last.clone(),
@@ -403,10 +403,10 @@ fn flipped_bits_in_the_snapshot_file() {
         flip_bit(&path, at, (at % 8) as u8);
         let ctx = format!("bit flipped at {at} of {}", path.display());
         // Open checks the snapshot file's presence and size; the content when it is read.
-        let store = Store::open(d.path(), opts()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let store = Store::open_with(d.path(), opts()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         let e = store.get_snapshot().expect_err(&ctx);
         match files_err(e.as_ref()).unwrap() {
-            FilesError::FormatVersion { path: p, .. } => {
+            paxstore_files::Error::FormatVersion { path: p, .. } => {
                 assert!((8..12).contains(&at), "{ctx}: {e}");
                 assert_eq!(p, &path);
             }
@@ -440,7 +440,7 @@ fn truncated_snapshot_file() {
         .set_len(len - 1)
         .unwrap();
     expect_verify_finds(d.path(), &snap, None, "truncated snapshot file");
-    let e = Store::open(d.path(), opts()).unwrap_err();
+    let e = Store::open_with(d.path(), opts()).unwrap_err();
     expect_corrupt(&e, &snap, None, "truncated snapshot file");
 }
 
@@ -451,11 +451,11 @@ fn missing_snapshot_file() {
     let snap = snapshots(d.path()).pop().unwrap();
     std::fs::remove_file(&snap).unwrap();
     expect_verify_finds(d.path(), &snap, None, "missing snapshot file");
-    let e = Store::open(d.path(), opts()).unwrap_err();
+    let e = Store::open_with(d.path(), opts()).unwrap_err();
     expect_corrupt(&e, &snap, None, "missing snapshot file");
     assert!(e.to_string().contains("missing"), "{e}");
 
-    let store = Store::open(d.path(), opts().recovery(RecoveryMode::Lenient)).unwrap();
+    let store = Store::open_with(d.path(), opts().recovery(RecoveryMode::Lenient)).unwrap();
     let mut m = b.model.clone();
     m.snapshot = None;
     if let Err(e) = verify_store(&store, &m) {
@@ -470,8 +470,8 @@ fn missing_oldest_segment_file() {
     let segs = segments(d.path());
     std::fs::remove_file(&segs[0]).unwrap();
     expect_verify_finds(d.path(), &segs[0], None, "missing oldest segment file");
-    match Store::open(d.path(), opts()) {
-        Err(FilesError::Corrupt { .. }) => {}
+    match Store::open_with(d.path(), opts()) {
+        Err(paxstore_files::Error::Corrupt { .. }) => {}
         Err(e) => panic!("expected Corrupt, got {e}"),
         Ok(_) => panic!("opened without the segment holding the first entries"),
     }
@@ -484,7 +484,7 @@ fn missing_segment_file() {
     let segs = segments(d.path());
     std::fs::remove_file(&segs[1]).unwrap();
     expect_verify_finds(d.path(), &segs[1], None, "missing segment file");
-    let e = Store::open(d.path(), opts()).unwrap_err();
+    let e = Store::open_with(d.path(), opts()).unwrap_err();
     expect_corrupt(&e, &segs[1], Some(0), "missing segment file");
 }
 
@@ -523,8 +523,8 @@ fn wrong_format_version() {
         let d = copy_of(&b);
         let path = same_file(d.path(), seg);
         set_segment_version(&path, 2);
-        match Store::open(d.path(), opts()) {
-            Err(FilesError::FormatVersion {
+        match Store::open_with(d.path(), opts()) {
+            Err(paxstore_files::Error::FormatVersion {
                 path: p,
                 found: 2,
                 expected: format::FORMAT_VERSION,
@@ -541,10 +541,10 @@ fn wrong_format_version() {
     let crc = crc32c(&bytes[..32]);
     bytes[32..36].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&snap, bytes).unwrap();
-    let store = Store::open(d.path(), opts()).unwrap();
+    let store = Store::open_with(d.path(), opts()).unwrap();
     let e = store.get_snapshot().unwrap_err();
     match files_err(e.as_ref()).unwrap() {
-        FilesError::FormatVersion { path, found: 2, .. } => assert_eq!(path, &snap),
+        paxstore_files::Error::FormatVersion { path, found: 2, .. } => assert_eq!(path, &snap),
         other => panic!("expected FormatVersion for the snapshot file, got {other}"),
     }
 }
@@ -562,7 +562,7 @@ fn foreign_files_are_not_segments() {
         Some(0),
         "a text file named like a segment",
     );
-    let e = Store::open(d.path(), opts()).unwrap_err();
+    let e = Store::open_with(d.path(), opts()).unwrap_err();
     expect_corrupt(&e, &segs[1], Some(0), "a text file named like a segment");
     // An empty one.
     std::fs::write(&segs[1], b"").unwrap();
@@ -572,6 +572,6 @@ fn foreign_files_are_not_segments() {
         Some(0),
         "an empty file named like a segment",
     );
-    let e = Store::open(d.path(), opts()).unwrap_err();
+    let e = Store::open_with(d.path(), opts()).unwrap_err();
     expect_corrupt(&e, &segs[1], Some(0), "an empty file named like a segment");
 }

@@ -15,14 +15,14 @@ mod common;
 use std::path::Path;
 
 use omnipaxos::storage::{Storage, StorageOp};
+use paxstore_core::conformance::cases::{ballot, entry, snapshot_upto};
+use paxstore_core::kv::KeyValue;
+use paxstore_core::model::Model;
+use paxstore_files::format::{self, BatchBuilder, Checkpoint, Loc, MetaOp, SnapshotRef, Trailer};
+use paxstore_files::{FilesOptions, RecoveryMode};
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use storage_core::conformance::cases::{ballot, entry, snapshot_upto};
-use storage_core::kv::KeyValue;
-use storage_core::model::Model;
-use storage_files::format::{self, BatchBuilder, Checkpoint, Loc, MetaOp, SnapshotRef, Trailer};
-use storage_files::{FilesOptions, RecoveryMode};
 use tempfile::TempDir;
 
 use common::*;
@@ -177,7 +177,7 @@ proptest! {
 /// record) with a snapshot.
 fn template() -> (TempDir, Model<KeyValue>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path(), options(RecoveryMode::Strict)).unwrap();
+    let mut store = Store::open_with(dir.path(), options(RecoveryMode::Strict)).unwrap();
     let mut model = Model::new();
     apply(
         &mut store,
@@ -203,7 +203,7 @@ fn template() -> (TempDir, Model<KeyValue>) {
             );
         }
     }
-    store.wait_for_purge().unwrap();
+    store.wait_for_reclaim().unwrap();
     drop(store);
     assert!(segments(dir.path()).len() >= 3);
     (dir, model)
@@ -220,7 +220,7 @@ fn exercise(dir: &Path) -> usize {
     for mode in [RecoveryMode::Strict, RecoveryMode::Lenient] {
         let copy = tempfile::tempdir().unwrap();
         copy_dir(dir, copy.path());
-        let Ok(mut store) = Store::open(copy.path(), options(mode)) else {
+        let Ok(mut store) = Store::open_with(copy.path(), options(mode)) else {
             continue;
         };
         opened += 1;
@@ -244,7 +244,7 @@ fn exercise(dir: &Path) -> usize {
         let _ = store.trim(first.saturating_add(1));
         let _ = store.set_snapshot(Some(snapshot_upto(3)));
         drop(store);
-        if let Ok(store) = Store::open(copy.path(), options(mode)) {
+        if let Ok(store) = Store::open_with(copy.path(), options(mode)) {
             let b = store.bounds();
             let _ = store.get_entries(b.first, b.next);
             let _ = store.get_snapshot();
@@ -508,8 +508,8 @@ fn checksummed_foreign_content_never_panics() {
 // ---- named cases the property tests found (each panicked before the engine checked it) ----
 
 fn strict_open_fails_corrupt(dir: &Path, ctx: &str) {
-    match Store::open(dir, options(RecoveryMode::Strict)) {
-        Err(storage_files::FilesError::Corrupt { .. }) => {}
+    match Store::open_with(dir, options(RecoveryMode::Strict)) {
+        Err(paxstore_files::Error::Corrupt { .. }) => {}
         Err(e) => panic!("{ctx}: expected Corrupt, got {e}"),
         Ok(_) => panic!("{ctx}: opened"),
     }
@@ -569,13 +569,13 @@ fn seal_positions_outside_the_segment_are_corruption() {
         };
         let d = planted(template.path(), &c);
         // Open reads the seal lazily; the damaged positions surface on read.
-        let store = Store::open(d.path(), options(RecoveryMode::Strict)).unwrap();
+        let store = Store::open_with(d.path(), options(RecoveryMode::Strict)).unwrap();
         let i = run.start + k;
         let e = store.get_entries(i, i + 1).unwrap_err();
         assert!(
             matches!(
                 files_err(e.as_ref()),
-                Some(storage_files::FilesError::Corrupt { .. })
+                Some(paxstore_files::Error::Corrupt { .. })
             ),
             "entry {i}: {e}"
         );
@@ -634,6 +634,6 @@ fn impossible_checkpoints_are_corruption() {
         ckpt: huge_snapshot,
     };
     let d = planted(template.path(), &c);
-    let store = Store::open(d.path(), options(RecoveryMode::Lenient)).unwrap();
+    let store = Store::open_with(d.path(), options(RecoveryMode::Lenient)).unwrap();
     assert_eq!(store.get_snapshot().unwrap(), None);
 }

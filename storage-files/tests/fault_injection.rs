@@ -22,12 +22,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use omnipaxos::storage::{Storage, StorageOp};
-use storage_core::conformance::cases::{ballot, entries, rewritten, snapshot_upto, stopsign};
-use storage_core::conformance::{clone_op, verify_store};
-use storage_core::kv::KeyValue;
-use storage_core::model::Model;
-use storage_files::env::{FaultKind, FaultyFs};
-use storage_files::{FilesOptions, Stats};
+use paxstore_core::conformance::cases::{ballot, entries, rewritten, snapshot_upto, stopsign};
+use paxstore_core::conformance::{clone_op, verify_store};
+use paxstore_core::kv::KeyValue;
+use paxstore_core::model::Model;
+use paxstore_files::env::{FaultKind, FaultyFs};
+use paxstore_files::{FilesOptions, Stats};
 
 use common::*;
 
@@ -80,7 +80,7 @@ fn clone_ops(ops: &Ops) -> Ops {
 /// A store with a promise, an accepted round and 60 batches of 30 entries (about five
 /// segments), written through `fs` when given.
 fn build_log(dir: &Path, options: FilesOptions) -> (Store, Model<KeyValue>) {
-    let mut store = Store::open(dir, options).unwrap();
+    let mut store = Store::open_with(dir, options).unwrap();
     let mut model = Model::new();
     apply(
         &mut store,
@@ -165,7 +165,7 @@ fn prepare_dirty_dir(dir: &Path) -> Model<KeyValue> {
             StorageOp::SetSnapshot(Some(snapshot_upto(t))),
         ],
     );
-    let _ = store.wait_for_purge();
+    let _ = store.wait_for_reclaim();
     assert!(fs.fired());
     drop(store);
     fs.reset_counts();
@@ -182,7 +182,7 @@ fn prepare_dirty_dir(dir: &Path) -> Model<KeyValue> {
     let mut bytes = std::fs::read(&last).unwrap();
     bytes.extend_from_slice(&500u32.to_le_bytes());
     bytes.extend_from_slice(&0xdead_beef_u32.to_le_bytes());
-    bytes.push(storage_files::format::KIND_BATCH);
+    bytes.push(paxstore_files::format::KIND_BATCH);
     bytes.extend_from_slice(&[0xab; 50]);
     std::fs::write(&last, bytes).unwrap();
     model
@@ -331,7 +331,8 @@ fn reopened_copy_shows(
 ) -> Result<(), String> {
     let copy = tempfile::tempdir().unwrap();
     copy_dir(dir, copy.path());
-    let store = Store::open(copy.path(), options.clone()).map_err(|e| format!("reopen: {e}"))?;
+    let store =
+        Store::open_with(copy.path(), options.clone()).map_err(|e| format!("reopen: {e}"))?;
     verify_store(&store, model)
 }
 
@@ -353,7 +354,7 @@ fn follow_up(
     model.apply_batch(&copy).unwrap();
     expect_state(&store, &model, &format!("{label}: after a follow-up write"));
     drop(store);
-    let store = Store::open(dir, options.clone())
+    let store = Store::open_with(dir, options.clone())
         .unwrap_or_else(|e| panic!("{label}: reopen after a follow-up write: {e}"));
     expect_state(
         &store,
@@ -403,7 +404,7 @@ fn judge(
         assert!(!disk_full, "{label}: a full disk poisoned the store");
         assert_refuses_everything(&mut store, label);
         drop(store);
-        let reopened = Store::open(dir, options.clone())
+        let reopened = Store::open_with(dir, options.clone())
             .unwrap_or_else(|e| panic!("{label}: reopen of a poisoned store failed: {e}"));
         let is_after = verify_store(&reopened, after);
         let is_before = verify_store(&reopened, before);
@@ -444,7 +445,7 @@ fn judge(
     match store {
         Some(store) => follow_up(store, dir, options, state, label),
         None => {
-            let store = Store::open(dir, options.clone()).unwrap();
+            let store = Store::open_with(dir, options.clone()).unwrap();
             follow_up(store, dir, options, state, label);
         }
     }
@@ -471,20 +472,20 @@ fn run(s: &Scenario) {
     let faulty = options.clone().file_system(Arc::new(fs.clone()));
     let (store, stats_before) = match &s.op {
         Op::Write(f) => {
-            let mut store = Store::open(work.path(), faulty.clone()).unwrap();
-            store.wait_for_purge().unwrap();
+            let mut store = Store::open_with(work.path(), faulty.clone()).unwrap();
+            store.wait_for_reclaim().unwrap();
             let stats_before = store.stats();
             fs.reset_counts();
             store.write_atomically(f(&before)).unwrap();
             (store, stats_before)
         }
         Op::Open => (
-            Store::open(work.path(), faulty.clone()).unwrap(),
+            Store::open_with(work.path(), faulty.clone()).unwrap(),
             Stats::default(),
         ),
     };
     let mut store = store;
-    store.wait_for_purge().unwrap();
+    store.wait_for_reclaim().unwrap();
     // Count before reading: reads make calls too (`get_snapshot` opens the file).
     let counts: Counts = FaultKind::ALL
         .iter()
@@ -511,22 +512,22 @@ fn run(s: &Scenario) {
             let faulty = options.clone().file_system(Arc::new(fs.clone()));
             let (result, store) = match &s.op {
                 Op::Write(f) => {
-                    let mut store = Store::open(work.path(), faulty).unwrap();
-                    store.wait_for_purge().unwrap();
+                    let mut store = Store::open_with(work.path(), faulty).unwrap();
+                    store.wait_for_reclaim().unwrap();
                     fs.fail_nth(kind, n);
                     let r = store
                         .write_atomically(f(&before))
                         .map_err(|e| e.to_string());
                     // Dead files are deleted in the background: let that finish (a failure
                     // there poisons the store).
-                    let _ = store.wait_for_purge();
+                    let _ = store.wait_for_reclaim();
                     (r, Some(store))
                 }
                 Op::Open => {
                     fs.fail_nth(kind, n);
-                    match Store::open(work.path(), faulty) {
+                    match Store::open_with(work.path(), faulty) {
                         Ok(mut store) => {
-                            let _ = store.wait_for_purge();
+                            let _ = store.wait_for_reclaim();
                             (Ok(()), Some(store))
                         }
                         Err(e) => (Err(e.to_string()), None),

@@ -1,5 +1,5 @@
 //! The directory lock: a second opener, in this process or another, gets
-//! `FilesError::Locked` and changes nothing; the lock goes with the store (dropped, or its
+//! `paxstore_files::Error::Locked` and changes nothing; the lock goes with the store (dropped, or its
 //! process killed), never with the `LOCK` file.
 
 mod common;
@@ -9,9 +9,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use omnipaxos::storage::Storage;
-use storage_core::kv::KeyValue;
-use storage_core::model::Model;
-use storage_files::{FilesError, LOCK_FILE};
+use paxstore_core::kv::KeyValue;
+use paxstore_core::model::Model;
+use paxstore_files::LOCK_FILE;
 
 use common::*;
 
@@ -19,10 +19,10 @@ use common::*;
 const CHILD_ENV: &str = "PAXSTORE_LOCK_CHILD_DIR";
 
 fn expect_locked(dir: &Path) {
-    match Store::open(dir, opts()) {
-        Err(FilesError::Locked { path }) => {
+    match Store::open_with(dir, opts()) {
+        Err(paxstore_files::Error::Locked { path }) => {
             assert_eq!(path, dir.join(LOCK_FILE));
-            let msg = FilesError::Locked { path }.to_string();
+            let msg = paxstore_files::Error::Locked { path }.to_string();
             assert!(msg.contains("locked"), "{msg}");
         }
         Err(e) => panic!("expected Locked, got {e}"),

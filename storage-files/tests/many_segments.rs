@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use omnipaxos::storage::Storage;
-use storage_core::kv::KeyValue;
-use storage_files::{FilesOptions, FilesStorage, SyncPolicy};
+use paxstore_core::kv::KeyValue;
+use paxstore_files::{FilesOptions, FilesStorage, SyncPolicy};
 
 type Store = FilesStorage<KeyValue>;
 
@@ -48,7 +48,7 @@ fn many_segments_child() {
     };
     // SAFETY: `limit` is a valid rlimit for the duration of the call.
     assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
-    let store = Store::open(&dir, FilesOptions::new()).unwrap_or_else(|e| panic!("open: {e}"));
+    let store = Store::open_with(&dir, FilesOptions::new()).unwrap_or_else(|e| panic!("open: {e}"));
     assert!(store.stats().live_segments as usize >= SEGMENTS);
     let n = store.get_log_len().unwrap();
     for from in (0..n).step_by(500) {
@@ -69,7 +69,7 @@ fn many_segments_child() {
 #[test]
 fn ten_thousand_segments_with_256_descriptors() {
     let dir = tempfile::tempdir_in(base()).unwrap();
-    let mut store = Store::open(dir.path(), opts()).unwrap();
+    let mut store = Store::open_with(dir.path(), opts()).unwrap();
     for i in 0..SEGMENTS + 1 {
         store.append_entry(entry(i)).unwrap();
     }

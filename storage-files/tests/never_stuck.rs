@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use omnipaxos::storage::{Storage, StorageOp};
-use storage_core::conformance::verify_store;
-use storage_core::kv::KeyValue;
-use storage_core::model::Model;
-use storage_files::env::{CrashPattern, FileSystem, SimFs, Trigger};
-use storage_files::{FilesOptions, FilesStorage};
+use paxstore_core::conformance::verify_store;
+use paxstore_core::kv::KeyValue;
+use paxstore_core::model::Model;
+use paxstore_files::env::{CrashPattern, FileSystem, SimFs, Trigger};
+use paxstore_files::{FilesOptions, FilesStorage};
 
 type Store = FilesStorage<KeyValue>;
 
@@ -44,7 +44,7 @@ fn append(store: &mut Store, model: &mut Model<KeyValue>, n: usize) {
 /// A store of 30 batches of 4 entries (about ten segments).
 fn filled_store() -> (SimFs, Store, Model<KeyValue>) {
     let fs = SimFs::new();
-    let mut store = Store::open(DIR, opts(&fs)).unwrap();
+    let mut store = Store::open_with(DIR, opts(&fs)).unwrap();
     let mut model = Model::new();
     for _ in 0..30 {
         append(&mut store, &mut model, 4);
@@ -87,7 +87,7 @@ fn a_failed_unlink_then_more_trims_then_reopen() {
         "the failed deletion was retried with the next trim"
     );
     drop(store);
-    let store = Store::open(DIR, opts(&fs)).unwrap();
+    let store = Store::open_with(DIR, opts(&fs)).unwrap();
     verify_store(&store, &model).unwrap();
 }
 
@@ -101,7 +101,7 @@ fn a_gap_left_at_reopen_is_cleaned_up_by_open() {
     store.trim(t).unwrap();
     drop(store);
     assert_eq!(segments(&fs)[0], before[0]);
-    let store = Store::open(DIR, opts(&fs)).unwrap();
+    let store = Store::open_with(DIR, opts(&fs)).unwrap();
     verify_store(&store, &model).unwrap();
     assert!(
         !segments(&fs).contains(&before[0]),
@@ -116,7 +116,7 @@ fn a_missing_live_segment_is_still_corruption() {
     let segs = segments(&fs);
     // Lose a segment in the middle of the live log.
     fs.remove_file(&Path::new(DIR).join(&segs[2])).unwrap();
-    let err = Store::open(DIR, opts(&fs)).unwrap_err().to_string();
+    let err = Store::open_with(DIR, opts(&fs)).unwrap_err().to_string();
     assert!(
         err.contains("taken for dead") && err.contains("is missing"),
         "the error names the missing segment: {err}"
@@ -139,7 +139,7 @@ fn disk_full_then_trim_frees_space_and_nothing_is_lost() {
             .preallocate(preallocate)
             .background_purge(false)
             .file_system(Arc::new(fs.clone()));
-        let mut store = Store::open(DIR, opts.clone()).unwrap();
+        let mut store = Store::open_with(DIR, opts.clone()).unwrap();
         let mut model = Model::new();
         fs.set_capacity(Some(fs.used() + (900 << 10)));
         let mut err = None;
@@ -179,7 +179,7 @@ fn disk_full_then_trim_frees_space_and_nothing_is_lost() {
         verify_store(&store, &model).unwrap();
         drop(store);
         let lost = fs.power_loss(CrashPattern::DropAll);
-        let store = Store::open(DIR, opts.file_system(Arc::new(lost))).unwrap();
+        let store = Store::open_with(DIR, opts.file_system(Arc::new(lost))).unwrap();
         verify_store(&store, &model).unwrap();
     }
 }

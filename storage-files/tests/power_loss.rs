@@ -2,7 +2,7 @@
 //! file-system call, with several drop patterns each, and crash → reopen → crash.
 //!
 //! A workload is a deterministic sequence of steps (batches of
-//! `storage_core::conformance::crash::batch`: appends across segment rotation, trims that
+//! `paxstore_core::conformance::crash::batch`: appends across segment rotation, trims that
 //! delete segments, snapshot-plus-truncate, `append_on_prefix`, promises and stop-signs; and
 //! every fourth step a single-op call: `set_promise`, `set_decided_idx` (lowered as well as
 //! raised), `append_entries`, `trim`, `set_accepted_round`, `append_on_prefix`,
@@ -27,13 +27,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use omnipaxos::storage::{Storage, StorageOp};
-use storage_core::conformance::cases::{ballot, stopsign};
-use storage_core::conformance::crash::batch;
-use storage_core::conformance::{call_single_op, clone_op, verify_store};
-use storage_core::kv::{KVSnapshot, KeyValue};
-use storage_core::model::Model;
-use storage_files::env::{CrashPattern, SimFs, Trigger};
-use storage_files::{FilesOptions, FilesStorage, RecoveryMode, SyncPolicy};
+use paxstore_core::conformance::cases::{ballot, stopsign};
+use paxstore_core::conformance::crash::batch;
+use paxstore_core::conformance::{call_single_op, clone_op, verify_store};
+use paxstore_core::kv::{KVSnapshot, KeyValue};
+use paxstore_core::model::Model;
+use paxstore_files::env::{CrashPattern, SimFs, Trigger};
+use paxstore_files::{FilesOptions, FilesStorage, RecoveryMode, SyncPolicy};
 
 type Store = FilesStorage<KeyValue>;
 type Ops = Vec<StorageOp<KeyValue>>;
@@ -145,7 +145,7 @@ impl Ctx {
         let opts = (self.w.options)()
             .recovery(mode)
             .file_system(Arc::new(fs.clone()));
-        Store::open(Path::new(DIR), opts).map_err(|e| e.to_string())
+        Store::open_with(Path::new(DIR), opts).map_err(|e| e.to_string())
     }
 
     /// Which allowed state the store holds.
@@ -352,7 +352,7 @@ fn named_opts(fs: &SimFs) -> FilesOptions {
 
 /// A store with a few segments and a snapshot.
 fn prepared(fs: &SimFs) -> (Store, Model<KeyValue>) {
-    let mut store = Store::open(DIR, named_opts(fs)).unwrap();
+    let mut store = Store::open_with(DIR, named_opts(fs)).unwrap();
     let mut model = Model::new();
     for k in 0..12 {
         let ops = batch(k, &model);
@@ -374,7 +374,7 @@ fn prepared(fs: &SimFs) -> (Store, Model<KeyValue>) {
 }
 
 fn reopen_holds(fs: &SimFs, want: &[&Model<KeyValue>], label: &str) -> Store {
-    let store = Store::open(DIR, named_opts(fs)).unwrap_or_else(|e| {
+    let store = Store::open_with(DIR, named_opts(fs)).unwrap_or_else(|e| {
         panic!(
             "{label}: strict open failed: {e}\n  {}",
             fs.trace().join("\n  ")
@@ -485,7 +485,7 @@ fn finding_2_sync_never_trim_is_durable_before_its_deletions() {
     let opts = small_segments()
         .sync(SyncPolicy::Never)
         .file_system(Arc::new(fs.clone()));
-    let mut store = Store::open(DIR, opts.clone()).unwrap();
+    let mut store = Store::open_with(DIR, opts.clone()).unwrap();
     let mut model = Model::new();
     for k in 0..20 {
         let ops = StorageOp::AppendEntries(
@@ -506,7 +506,7 @@ fn finding_2_sync_never_trim_is_durable_before_its_deletions() {
     );
     drop(store);
     let lost = fs.power_loss(CrashPattern::DropAll);
-    let store = Store::open(DIR, opts.file_system(Arc::new(lost.clone())))
+    let store = Store::open_with(DIR, opts.file_system(Arc::new(lost.clone())))
         .unwrap_or_else(|e| panic!("the store does not open after a power loss: {e}"));
     verify_store(&store, &model).expect("the synced trim and everything before it survive");
 }
@@ -574,10 +574,10 @@ fn finding_4_no_fallocate_falls_back_to_plain_writes() {
 #[test]
 fn finding_5_the_new_store_directory_survives_power_loss() {
     let fs = SimFs::new();
-    let mut store = Store::open(DIR, named_opts(&fs)).unwrap();
+    let mut store = Store::open_with(DIR, named_opts(&fs)).unwrap();
     store.set_promise(ballot(9)).unwrap();
     drop(store);
     let lost = fs.power_loss(CrashPattern::DropAll);
-    let store = Store::open(DIR, named_opts(&lost)).unwrap();
+    let store = Store::open_with(DIR, named_opts(&lost)).unwrap();
     assert_eq!(store.get_promise().unwrap(), Some(ballot(9)));
 }

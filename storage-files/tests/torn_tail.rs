@@ -20,11 +20,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use omnipaxos::storage::StorageOp;
-use storage_core::conformance::cases::{ballot, rewritten, snapshot_upto, stopsign};
-use storage_core::conformance::verify_store;
-use storage_core::kv::KeyValue;
-use storage_core::model::Model;
-use storage_files::env::{FaultKind, FaultyFs};
+use paxstore_core::conformance::cases::{ballot, rewritten, snapshot_upto, stopsign};
+use paxstore_core::conformance::verify_store;
+use paxstore_core::kv::KeyValue;
+use paxstore_core::model::Model;
+use paxstore_files::env::{FaultKind, FaultyFs};
 use tempfile::TempDir;
 
 use common::*;
@@ -97,13 +97,13 @@ fn write_workload(prealloc: bool, sealed: bool) -> Written {
     let options = opts()
         .preallocate(prealloc)
         .file_system(Arc::new(fs.clone()));
-    let mut store = Store::open(dir, options).unwrap();
+    let mut store = Store::open_with(dir, options).unwrap();
     let mut model = Model::new();
     let mut dirs = Vec::new();
     let mut after = Vec::new();
     let mut lens = Vec::new();
     let mut snapshot_of = |store: &mut Store, model: &Model<KeyValue>| {
-        store.wait_for_purge().unwrap();
+        store.wait_for_reclaim().unwrap();
         let copy = tempfile::tempdir().unwrap();
         copy_dir(dir, copy.path());
         after.push((copy.path().to_path_buf(), model.clone()));
@@ -231,7 +231,7 @@ fn torn_tail(prealloc: bool, sealed: bool) -> usize {
             summary.notes
         );
 
-        let store = Store::open(dir.path(), opts().preallocate(prealloc))
+        let store = Store::open_with(dir.path(), opts().preallocate(prealloc))
             .unwrap_or_else(|e| panic!("{label}: open failed: {e}"));
         if let Err(e) = verify_store(&store, model) {
             panic!("{label}: not the state after {m} batches: {e}");
@@ -260,7 +260,7 @@ fn check_writable(
     apply(&mut store, &mut model, ops);
     expect_state(&store, &model, &format!("{label}: after a new batch"));
     drop(store);
-    let store = Store::open(dir, opts().preallocate(prealloc))
+    let store = Store::open_with(dir, opts().preallocate(prealloc))
         .unwrap_or_else(|e| panic!("{label}: reopen after a new batch failed: {e}"));
     expect_state(
         &store,

@@ -1,14 +1,14 @@
-//! `storage_files::verify` on a live store: it reads what the store holds without taking the
-//! lock or changing a byte, and refuses, as unreadable, a directory that is not a storage-files
+//! `paxstore_files::verify` on a live store: it reads what the store holds without taking the
+//! lock or changing a byte, and refuses, as unreadable, a directory that is not a paxstore-files
 //! store.
 
 mod common;
 
 use omnipaxos::storage::{Storage, StorageOp};
-use storage_core::conformance::cases::{ballot, snapshot_upto, stopsign};
-use storage_core::identity::{Marker, MARKER_FILE};
-use storage_core::kv::KeyValue;
-use storage_core::model::Model;
+use paxstore_core::conformance::cases::{ballot, snapshot_upto, stopsign};
+use paxstore_core::identity::{Marker, MARKER_FILE};
+use paxstore_core::kv::KeyValue;
+use paxstore_core::model::Model;
 
 use common::*;
 
@@ -42,7 +42,7 @@ fn verify_reads_an_open_store_and_changes_nothing() {
         let ops = append_batch(&model, 20);
         apply(&mut store, &mut model, ops);
     }
-    store.wait_for_purge().unwrap();
+    store.wait_for_reclaim().unwrap();
     assert!(segments(dir.path()).len() >= 3, "the store rotated");
 
     // The store stays open (and locked) throughout.
@@ -83,8 +83,8 @@ fn verify_reads_an_open_store_and_changes_nothing() {
     let ops = append_batch(&model, 5);
     apply(&mut store, &mut model, ops);
     assert!(matches!(
-        Store::open(dir.path(), opts()),
-        Err(storage_files::FilesError::Locked { .. })
+        Store::open_with(dir.path(), opts()),
+        Err(paxstore_files::Error::Locked { .. })
     ));
     assert_eq!(store.get_log_len().unwrap(), model.log_len());
 }
@@ -92,10 +92,10 @@ fn verify_reads_an_open_store_and_changes_nothing() {
 #[test]
 fn verify_refuses_what_is_not_a_files_store() {
     let dir = tempfile::tempdir().unwrap();
-    let reason = |dir: &std::path::Path| storage_files::verify(dir).unwrap_err().reason;
+    let reason = |dir: &std::path::Path| paxstore_files::verify(dir).unwrap_err().reason;
     // Missing, empty, a file.
-    assert!(storage_files::verify(&dir.path().join("missing")).is_err());
-    assert!(reason(dir.path()).contains("not a storage-files store"));
+    assert!(paxstore_files::verify(&dir.path().join("missing")).is_err());
+    assert!(reason(dir.path()).contains("not a paxstore-files store"));
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();
     assert!(reason(&file).contains("not a directory"));

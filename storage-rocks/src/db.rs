@@ -10,12 +10,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
+use paxstore_core::codec;
+use paxstore_core::identity::Marker;
 use rocksdb::{
     BottommostLevelCompaction, BoundColumnFamily, Cache, CompactOptions, DBWithThreadMode,
     MultiThreaded, ReadOptions, WriteBatch, WriteOptions,
 };
-use storage_core::codec;
-use storage_core::identity::Marker;
 
 use crate::dirlock::DirLock;
 use crate::error::{Error, Result};
@@ -45,8 +45,8 @@ pub(crate) const LOG_FORMAT_VERSION: u32 = 1;
 ///
 /// ```
 /// use omnipaxos::storage::Storage;
-/// use storage_core::kv::KeyValue;
-/// use storage_rocks::RocksStore;
+/// use paxstore_core::kv::KeyValue;
+/// use paxstore_rocks::RocksStore;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let store = RocksStore::open(dir.path()).unwrap();
@@ -142,7 +142,7 @@ pub(crate) fn foreign_db(path: &Path, detail: String) -> Error {
     Error::Foreign {
         path: path.to_path_buf(),
         detail,
-        hint: "Open it with the program that wrote it, or give storage-rocks an empty or new \
+        hint: "Open it with the program that wrote it, or give paxstore-rocks an empty or new \
                directory."
             .into(),
     }

@@ -1,8 +1,8 @@
 //! The directory lock paxstore takes before RocksDB takes its own.
 //!
-//! RocksDB locks `LOCK` with a classic `fcntl` record lock; storage-files locks the same file
+//! RocksDB locks `LOCK` with a classic `fcntl` record lock; paxstore-files locks the same file
 //! name with `flock`. On Linux the two never conflict, so without more both backends could
-//! run on one directory at once. storage-rocks therefore also takes an `flock` on `LOCK`
+//! run on one directory at once. paxstore-rocks therefore also takes an `flock` on `LOCK`
 //! before it opens RocksDB, and holds it until after the database is closed.
 //!
 //! Two hazards of `fcntl` locks shape this module:

@@ -1,8 +1,8 @@
-//! The error type of `storage-rocks`.
+//! The error type of `paxstore-rocks`.
 
 use std::path::PathBuf;
 
-/// Every error `storage-rocks` returns.
+/// Every error `paxstore-rocks` returns.
 ///
 /// Each variant says what was attempted and where: the database directory, the column family
 /// or log, the operation and, for entries, the index. It converts into the boxed error that
@@ -51,7 +51,7 @@ pub enum Error {
         log: String,
         /// The contract's error (what was refused, and why).
         #[source]
-        source: Box<storage_core::Error>,
+        source: Box<paxstore_core::Error>,
     },
     /// A stored value could not be decoded: damaged data, or a log opened with another entry
     /// type than the one it was written with.
@@ -65,7 +65,7 @@ pub enum Error {
         what: String,
         /// The codec's error.
         #[source]
-        source: Box<storage_core::Error>,
+        source: Box<paxstore_core::Error>,
     },
     /// The stored data breaks an invariant the backend maintains (a missing entry, a key of
     /// the wrong shape, metadata without its column family).
@@ -78,11 +78,11 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
-    /// The directory holds something other than a storage-rocks store: another backend's
+    /// The directory holds something other than a paxstore-rocks store: another backend's
     /// store, files that are neither RocksDB's nor the marker's, a database without the
     /// paxstore marker, or a RocksDB database that is not paxstore's. Nothing in it was
     /// changed.
-    #[error("{} is not a storage-rocks store: {detail}. {hint}", path.display())]
+    #[error("{} is not a paxstore-rocks store: {detail}. {hint}", path.display())]
     Foreign {
         /// The directory.
         path: PathBuf,
@@ -193,5 +193,5 @@ pub enum Error {
     },
 }
 
-/// The result type of `storage-rocks`.
+/// The result type of `paxstore-rocks`.
 pub type Result<T, E = Error> = std::result::Result<T, E>;

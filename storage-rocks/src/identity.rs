@@ -2,7 +2,7 @@
 //! files, and whether a database that lost its `CURRENT` file still holds data.
 //!
 //! A store's directory holds the paxstore marker ([`MARKER_FILE`], see
-//! [`storage_core::identity`]), written before anything else when the store is created, and
+//! [`paxstore_core::identity`]), written before anything else when the store is created, and
 //! RocksDB's own files, matched by their exact name patterns (see [`is_own_file_name`]).
 //! [`identify`] reads a directory without changing anything and says what
 //! [`RocksStore::open`](crate::RocksStore::open) will do with it, or why it refuses it.
@@ -11,7 +11,7 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::Path;
 
-use storage_core::identity::{Marker, MARKER_FILE, MARKER_TMP};
+use paxstore_core::identity::{Marker, MARKER_FILE, MARKER_TMP};
 
 use crate::db::FORMAT_VERSION;
 use crate::error::{Error, Result};
@@ -55,7 +55,7 @@ fn digits(s: &str, min: usize) -> bool {
 /// `CURRENT`, `LOCK`, `IDENTITY`, `LOG`, `LOG.old[.<micros>]`, `MANIFEST-<n>`,
 /// `OPTIONS-<n>[.dbtmp]`, and `<n>.log` (write-ahead log), `<n>.sst` / `<n>.ldb` (table files),
 /// `<n>.blob`, `<n>.dbtmp`, where `<n>` is a file number of at least six decimal digits.
-/// (`seg-0000000000000001.log`, a storage-files segment, is not one.)
+/// (`seg-0000000000000001.log`, a paxstore-files segment, is not one.)
 pub fn is_rocksdb_file_name(name: &str) -> bool {
     if matches!(name, "CURRENT" | "LOCK" | "IDENTITY" | "LOG" | "LOG.old") {
         return true;
@@ -75,7 +75,7 @@ pub fn is_rocksdb_file_name(name: &str) -> bool {
     }
 }
 
-/// Whether `name` belongs in a storage-rocks store's directory: a RocksDB file
+/// Whether `name` belongs in a paxstore-rocks store's directory: a RocksDB file
 /// ([`is_rocksdb_file_name`]) or the marker (`PAXSTORE`, `PAXSTORE.tmp`).
 pub fn is_own_file_name(name: &str) -> bool {
     name == MARKER_FILE || name == MARKER_TMP || is_rocksdb_file_name(name)
@@ -205,7 +205,7 @@ pub fn identify(dir: &Path, adopt_unmarked: bool) -> Result<Found> {
         if !strangers.is_empty() {
             return Err(foreign(
                 format!(
-                    "it holds {}, which neither RocksDB nor storage-rocks writes",
+                    "it holds {}, which neither RocksDB nor paxstore-rocks writes",
                     shown(&strangers)
                 ),
                 "Move those files out of the store's directory.",
@@ -234,14 +234,14 @@ pub fn identify(dir: &Path, adopt_unmarked: bool) -> Result<Found> {
     }
     if !strangers.is_empty() {
         let hint = if files_store(&strangers) {
-            "It looks like a storage-files store: open it with the files backend, or give \
-             storage-rocks an empty or new directory."
+            "It looks like a paxstore-files store: open it with the files backend, or give \
+             paxstore-rocks an empty or new directory."
         } else {
-            "Give storage-rocks an empty or new directory (it creates it if missing)."
+            "Give paxstore-rocks an empty or new directory (it creates it if missing)."
         };
         return Err(foreign(
             format!(
-                "it holds {}, which neither RocksDB nor storage-rocks writes, and no \
+                "it holds {}, which neither RocksDB nor paxstore-rocks writes, and no \
                  `{MARKER_FILE}` marker",
                 shown(&strangers)
             ),
@@ -264,7 +264,7 @@ pub fn identify(dir: &Path, adopt_unmarked: bool) -> Result<Found> {
             ),
             "It may be what is left of a database whose files were deleted, or of one whose \
              creation was cut short before stores had markers. If you are sure nothing in it \
-             is needed, empty it; otherwise give storage-rocks a new directory.",
+             is needed, empty it; otherwise give paxstore-rocks a new directory.",
         ));
     }
     if adopt_unmarked {
@@ -275,7 +275,7 @@ pub fn identify(dir: &Path, adopt_unmarked: bool) -> Result<Found> {
             "it holds a RocksDB database ({}) but no `{MARKER_FILE}` marker",
             shown(&others)
         ),
-        "It looks like a storage-rocks store whose marker was deleted, or one written before \
+        "It looks like a paxstore-rocks store whose marker was deleted, or one written before \
          stores had markers: if you are sure it is this store's directory, open it once with \
          `RocksOptions::adopt_unmarked_store(true)` to write a new marker (open checks that \
          it is a paxstore database first).",

@@ -11,15 +11,15 @@
 //!   and escape hatches to the underlying `rocksdb::Options`.
 //! - [`Error`]: every failure, with the path, the column family or log and the operation.
 //! - [`verify()`]: reads and checks a store directory without opening it for writing (what
-//!   `paxstore inspect` and `paxstore verify` show), as a [`storage_core::verify::Summary`].
+//!   `paxstore inspect` and `paxstore verify` show), as a [`paxstore_core::verify::Summary`].
 //!
-//! The backend follows the paxstore storage contract (see `storage-core`) and passes its
+//! The backend follows the paxstore storage contract (see `paxstore-core`) and passes its
 //! conformance suite, crash tests included.
 //!
 //! ```
 //! use omnipaxos::storage::Storage;
-//! use storage_core::kv::KeyValue;
-//! use storage_rocks::RocksStorage;
+//! use paxstore_core::kv::KeyValue;
+//! use paxstore_rocks::RocksStorage;
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let mut log = RocksStorage::<KeyValue>::open(dir.path()).unwrap();
@@ -33,11 +33,11 @@
 //! `paxstore.log.<name>`; each log's metadata (promise, accepted round, decided and compacted
 //! index, stop-sign, snapshot, trim point) lives under `<name>/<field>` in the column family
 //! `paxstore.meta`, next to a format record. Values are encoded with
-//! [`storage_core::codec`] (bincode behind a version byte).
+//! [`paxstore_core::codec`] (bincode behind a version byte).
 //!
 //! # Identity and locking
 //!
-//! A store's directory holds a `PAXSTORE` marker ([`storage_core::identity`]: backend
+//! A store's directory holds a `PAXSTORE` marker ([`paxstore_core::identity`]: backend
 //! `rocks`, the format version, a random store id), written and made durable before anything
 //! else when the store is created, next to RocksDB's own files. Open reads the directory
 //! first ([`identify`]) and refuses, changing nothing, another backend's store, files that are
@@ -45,7 +45,7 @@
 //! ([`RocksOptions::adopt_unmarked_store`] takes over a database written before markers), and
 //! a database that lost its `CURRENT` file but holds data (RocksDB would start an empty
 //! database over it). The directory is locked with an `flock` on `LOCK` (the lock
-//! storage-files takes) as well as RocksDB's own `fcntl` lock on it.
+//! paxstore-files takes) as well as RocksDB's own `fcntl` lock on it.
 //!
 //! # Damage and crashes
 //!

@@ -8,14 +8,14 @@ use omnipaxos::{
     ballot_leader_election::Ballot,
     storage::{Entry, StopSign, Storage, StorageOp, StorageResult},
 };
-use rocksdb::{AsColumnFamilyRef, BoundColumnFamily, ReadOptions, WriteBatch};
-use serde::{de::DeserializeOwned, Serialize};
-use std::sync::Arc;
-use storage_core::{
+use paxstore_core::{
     bounds::Bounds,
     codec,
     plan::{Plan, Step},
 };
+use rocksdb::{AsColumnFamilyRef, BoundColumnFamily, ReadOptions, WriteBatch};
+use serde::{de::DeserializeOwned, Serialize};
+use std::sync::Arc;
 
 use crate::db::{RocksStore, Shared};
 use crate::error::{Error, Result};
@@ -33,7 +33,7 @@ const MAX_RESERVE: usize = 1 << 16;
 /// [`Storage<T>`](omnipaxos::storage::Storage) for any entry type that serde can encode.
 ///
 /// - Every `write_atomically` (and every single-op call) is one RocksDB `WriteBatch`, synced
-///   before it returns under the default [`SyncPolicy`](storage_core::SyncPolicy): all or
+///   before it returns under the default [`SyncPolicy`](paxstore_core::SyncPolicy): all or
 ///   nothing, in memory and on disk. An entry that cannot be encoded fails the batch before
 ///   anything is written.
 /// - Entries are keyed by their absolute index (8 bytes, big-endian) in the log's own column
@@ -48,8 +48,8 @@ const MAX_RESERVE: usize = 1 << 16;
 ///
 /// ```
 /// use omnipaxos::storage::{Storage, StorageOp};
-/// use storage_core::kv::KeyValue;
-/// use storage_rocks::RocksStorage;
+/// use paxstore_core::kv::KeyValue;
+/// use paxstore_rocks::RocksStorage;
 ///
 /// let dir = tempfile::tempdir().unwrap();
 /// let mut log = RocksStorage::<KeyValue>::open(dir.path()).unwrap();
@@ -188,7 +188,7 @@ impl<T: Entry> RocksStorage<T> {
 
     /// Gives back the disk space of everything trimmed so far, now, in the calling thread:
     /// writes a synced range deletion below the trim point (so that no power loss can bring a
-    /// trimmed entry back, nor, under [`SyncPolicy::Never`](storage_core::SyncPolicy::Never),
+    /// trimmed entry back, nor, under [`SyncPolicy::Never`](paxstore_core::SyncPolicy::Never),
     /// undo the trim once files are gone), then drops the table files wholly below the trim
     /// point, compacts the range below it and flushes the metadata so that old
     /// write-ahead-log files can be deleted.
@@ -221,7 +221,7 @@ impl<T: Entry> RocksStorage<T> {
         Ok(())
     }
 
-    fn contract(&self, source: storage_core::Error) -> Error {
+    fn contract(&self, source: paxstore_core::Error) -> Error {
         Error::Contract {
             path: self.store.path().to_path_buf(),
             log: self.name.clone(),

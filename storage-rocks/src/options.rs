@@ -3,8 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use paxstore_core::{StoreOptions, SyncPolicy};
 use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, DBRecoveryMode};
-use storage_core::{StoreOptions, SyncPolicy};
 
 type Tune = Arc<dyn Fn(&mut rocksdb::Options) + Send + Sync>;
 
@@ -17,7 +17,7 @@ type Tune = Arc<dyn Fn(&mut rocksdb::Options) + Send + Sync>;
 /// of a log were trimmed.
 ///
 /// ```
-/// use storage_rocks::RocksOptions;
+/// use paxstore_rocks::RocksOptions;
 /// let options = RocksOptions::new()
 ///     .reclaim_threshold(50_000)
 ///     .tune_logs(|opts| opts.set_write_buffer_size(32 << 20));

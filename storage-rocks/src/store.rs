@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use omnipaxos::storage::Entry;
+use paxstore_core::identity::Marker;
 use rocksdb::{Cache, ColumnFamilyDescriptor, ErrorKind, ReadOptions, WriteBatch, WriteOptions};
 use serde::{de::DeserializeOwned, Serialize};
-use storage_core::identity::Marker;
 
 use crate::db::{foreign_db, lock, Db, Inner, RocksStore, Shared, FORMAT_VERSION};
 use crate::dirlock::{self, DirKey};
@@ -59,12 +59,12 @@ impl RocksStore {
     /// existing directory is read first ([`identify`](crate::identify)) and refused, with
     /// nothing in it changed, unless it is this backend's store.
     ///
-    /// The directory is locked twice: an `flock` on its `LOCK` file (which storage-files
+    /// The directory is locked twice: an `flock` on its `LOCK` file (which paxstore-files
     /// takes too), held until after the database is closed, and RocksDB's own lock.
     ///
     /// Errors: [`Error::Locked`] if the directory is open elsewhere (a second `open` in this
     /// process included: see [`open_shared`](Self::open_shared)); [`Error::Foreign`] if it
-    /// holds something other than a storage-rocks store (another backend's, files that are
+    /// holds something other than a paxstore-rocks store (another backend's, files that are
     /// not RocksDB's, a database without the marker: see
     /// [`RocksOptions::adopt_unmarked_store`]); [`Error::NoCurrent`] for a database that lost
     /// its `CURRENT` file but holds data; [`Error::BadMarker`] for a damaged marker;

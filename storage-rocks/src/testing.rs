@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use omnipaxos::storage::StorageResult;
-use storage_core::{
+use paxstore_core::{
     conformance::{self, Harness},
     kv::KeyValue,
 };

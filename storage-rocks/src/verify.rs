@@ -5,12 +5,12 @@ use std::path::Path;
 
 use omnipaxos::ballot_leader_election::Ballot;
 use omnipaxos::storage::StopSign;
-use rocksdb::{DBWithThreadMode, ReadOptions, SingleThreaded};
-use storage_core::codec;
-use storage_core::verify::{
+use paxstore_core::codec;
+use paxstore_core::verify::{
     check_marker, describe_stopsign, human_bytes, list_dir, LogSummary, Part, Problem, Summary,
     Unreadable,
 };
+use rocksdb::{DBWithThreadMode, ReadOptions, SingleThreaded};
 
 use crate::db::{FORMAT_VERSION, MAGIC};
 use crate::identity::{identify, is_own_file_name, is_rocksdb_file_name, BACKEND};
@@ -39,7 +39,7 @@ fn scan_options() -> ReadOptions {
     read
 }
 
-/// Reads and checks the storage-rocks store in `dir` without opening it for writing: the
+/// Reads and checks the paxstore-rocks store in `dir` without opening it for writing: the
 /// database is opened read-only (no lock is taken, nothing is written; the write-ahead log is
 /// replayed into memory only), every column family is scanned whole with block checksums
 /// verified, the format record and each log's metadata are decoded, and each log's entry keys
@@ -49,7 +49,7 @@ fn scan_options() -> ReadOptions {
 /// problems name the directory (RocksDB does not say where in its files), or the file for a
 /// file that does not belong in the directory or a missing or damaged marker.
 ///
-/// [`Unreadable`] when `dir` cannot be read, is not a storage-rocks store (its marker names
+/// [`Unreadable`] when `dir` cannot be read, is not a paxstore-rocks store (its marker names
 /// another backend, or it holds no RocksDB database with paxstore's metadata column family),
 /// lost its `CURRENT` file, cannot be opened by RocksDB, or holds a format version this build
 /// does not read.
@@ -59,7 +59,7 @@ pub fn verify(dir: &Path) -> Result<Summary, Unreadable> {
         // Without CURRENT, RocksDB cannot say what the database holds; say what open does.
         let reason = match identify(dir, true) {
             Err(e) => e.to_string(),
-            Ok(_) => "a storage-rocks store whose creation was cut short before RocksDB \
+            Ok(_) => "a paxstore-rocks store whose creation was cut short before RocksDB \
                       wrote its CURRENT file: it holds no data yet (the next open creates an \
                       empty database in it)"
                 .into(),
@@ -71,7 +71,7 @@ pub fn verify(dir: &Path) -> Result<Summary, Unreadable> {
         problems.push(Problem {
             file: dir.join(name),
             offset: None,
-            reason: "neither a RocksDB nor a storage-rocks file: storage-rocks refuses to \
+            reason: "neither a RocksDB nor a paxstore-rocks file: paxstore-rocks refuses to \
                      open a directory that holds it (move it out of the store's directory)"
                 .into(),
         });
@@ -83,7 +83,7 @@ pub fn verify(dir: &Path) -> Result<Summary, Unreadable> {
         "`RocksOptions::adopt_unmarked_store(true)`",
     )?;
     problems.extend(missing);
-    // The database options storage-rocks opens with: they must agree on how the MANIFEST
+    // The database options paxstore-rocks opens with: they must agree on how the MANIFEST
     // tracks write-ahead-log files (RocksDB's read-only recovery crashes otherwise).
     let opts = RocksOptions::new().db_options();
     let cfs = Db::list_cf(&opts, dir).map_err(|e| Unreadable::new(dir, format!("RocksDB: {e}")))?;

@@ -1,7 +1,7 @@
 //! The shared conformance suite on this backend, persistent: every case ends with a reopen,
 //! and the crash test kills writers with SIGKILL (and, given a LazyFS mount, cuts the power:
-//! see `storage_core::conformance::crash`).
+//! see `paxstore_core::conformance::crash`).
 
-use storage_rocks::testing::{open, RocksHarness};
+use paxstore_rocks::testing::{open, RocksHarness};
 
-storage_core::conformance_tests!(rocks, RocksHarness::new(), crash = open);
+paxstore_core::conformance_tests!(rocks, RocksHarness::new(), crash = open);

@@ -8,11 +8,11 @@ use std::process::Command;
 
 use omnipaxos::ballot_leader_election::Ballot;
 use omnipaxos::storage::{Entry, NoSnapshot, Storage, StorageOp};
+use paxstore_core::conformance::verify_store;
+use paxstore_core::kv::{KVSnapshot, KeyValue};
+use paxstore_core::model::Model;
+use paxstore_rocks::{rocksdb, Error, RocksOptions, RocksStorage, RocksStore};
 use serde::{Deserialize, Serialize};
-use storage_core::conformance::verify_store;
-use storage_core::kv::{KVSnapshot, KeyValue};
-use storage_core::model::Model;
-use storage_rocks::{rocksdb, Error, RocksOptions, RocksStorage, RocksStore};
 
 fn kv(i: usize) -> KeyValue {
     KeyValue::new(format!("k{}", i % 5), i as u64, 100)
@@ -341,7 +341,7 @@ fn foreign_directories_and_databases_are_refused() {
         let db = rocksdb::DB::open_cf(&opts, dir.path(), ["paxstore.meta"]).unwrap();
         let cf = db.cf_handle("paxstore.meta").unwrap();
         let record =
-            storage_core::codec::encode("format record", &("paxstore-rocks", 99u32)).unwrap();
+            paxstore_core::codec::encode("format record", &("paxstore-rocks", 99u32)).unwrap();
         db.put_cf(cf, b"!format", record).unwrap();
     }
     let err = RocksStore::open(dir.path()).unwrap_err();

@@ -1,6 +1,6 @@
-//! The store marker, directories storage-rocks must refuse (a database that lost `CURRENT`,
+//! The store marker, directories paxstore-rocks must refuse (a database that lost `CURRENT`,
 //! foreign files, unmarked databases, other backends' stores), the `flock` that excludes
-//! storage-files, and sharing one database within a process. Every refusal must leave every
+//! paxstore-files, and sharing one database within a process. Every refusal must leave every
 //! file in the directory byte for byte as it was.
 
 use std::collections::BTreeMap;
@@ -8,10 +8,10 @@ use std::fs;
 use std::path::Path;
 
 use omnipaxos::storage::Storage;
-use storage_core::identity::{Marker, MARKER_FILE};
-use storage_core::kv::KeyValue;
-use storage_core::SyncPolicy;
-use storage_rocks::{identify, Error, Found, RocksOptions, RocksStorage, RocksStore};
+use paxstore_core::identity::{Marker, MARKER_FILE};
+use paxstore_core::kv::KeyValue;
+use paxstore_core::SyncPolicy;
+use paxstore_rocks::{identify, Error, Found, RocksOptions, RocksStorage, RocksStore};
 
 /// Every file of `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -71,7 +71,7 @@ fn a_new_store_is_marked_and_keeps_its_id() {
     let store = RocksStore::open(&path).unwrap();
     let marker = store.marker();
     assert_eq!(marker.backend, "rocks");
-    assert_eq!(marker.format, storage_rocks::FORMAT_VERSION);
+    assert_eq!(marker.format, paxstore_rocks::FORMAT_VERSION);
     let on_disk = Marker::decode(&fs::read(path.join(MARKER_FILE)).unwrap()).unwrap();
     assert_eq!(on_disk, marker);
     drop(store);
@@ -130,7 +130,7 @@ fn marked_with(files: &[(&str, &[u8])]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     fs::write(
         dir.path().join(MARKER_FILE),
-        Marker::new("rocks", storage_rocks::FORMAT_VERSION).encode(),
+        Marker::new("rocks", paxstore_rocks::FORMAT_VERSION).encode(),
     )
     .unwrap();
     fs::write(dir.path().join("LOCK"), b"").unwrap();
@@ -207,7 +207,7 @@ fn unmarked_directories_are_refused() {
     let err = refused(dir.path(), RocksOptions::new().adopt_unmarked_store(true));
     assert!(err.to_string().contains("`notes.txt`"), "{err}");
 
-    // A storage-files store that lost its marker: `seg-*.log` is not a RocksDB file.
+    // A paxstore-files store that lost its marker: `seg-*.log` is not a RocksDB file.
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("seg-0000000000000001.log"), b"segment").unwrap();
     fs::write(dir.path().join("LOCK"), b"").unwrap();
@@ -216,7 +216,7 @@ fn unmarked_directories_are_refused() {
         err.to_string().contains("seg-0000000000000001.log"),
         "{err}"
     );
-    assert!(err.to_string().contains("storage-files store"), "{err}");
+    assert!(err.to_string().contains("paxstore-files store"), "{err}");
 }
 
 #[test]
@@ -280,9 +280,9 @@ fn an_unmarked_database_is_adopted_only_when_asked() {
     // Someone else's RocksDB database is not adopted, and gets no marker.
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut opts = storage_rocks::rocksdb::Options::default();
+        let mut opts = paxstore_rocks::rocksdb::Options::default();
         opts.create_if_missing(true);
-        let db = storage_rocks::rocksdb::DB::open(&opts, dir.path()).unwrap();
+        let db = paxstore_rocks::rocksdb::DB::open(&opts, dir.path()).unwrap();
         db.put(b"hello", b"world").unwrap();
     }
     let err = refused(dir.path(), RocksOptions::new().adopt_unmarked_store(true));
@@ -292,7 +292,7 @@ fn an_unmarked_database_is_adopted_only_when_asked() {
 
 #[test]
 fn an_flock_on_lock_keeps_rocks_out() {
-    // What storage-files holds while it has the directory open.
+    // What paxstore-files holds while it has the directory open.
     let dir = tempfile::tempdir().unwrap();
     drop(RocksStore::open(dir.path()).unwrap());
     let held = fs::OpenOptions::new()

@@ -6,10 +6,10 @@ use std::path::Path;
 
 use omnipaxos::ballot_leader_election::Ballot;
 use omnipaxos::storage::{Storage, StorageOp};
-use storage_core::conformance::verify_store;
-use storage_core::kv::{KVSnapshot, KeyValue};
-use storage_core::model::Model;
-use storage_rocks::{Error, RocksOptions, RocksStorage, RocksStore};
+use paxstore_core::conformance::verify_store;
+use paxstore_core::kv::{KVSnapshot, KeyValue};
+use paxstore_core::model::Model;
+use paxstore_rocks::{Error, RocksOptions, RocksStorage, RocksStore};
 
 const LOGS: usize = 16;
 /// Logs `0..ACTIVE` keep being written; the others are written once, then only read.
@@ -352,7 +352,7 @@ fn stores_are_shareable_and_durable_by_default() {
     let store = RocksStore::open_with(dir.path(), options).unwrap();
     assert_eq!(
         store.options().sync_policy(),
-        storage_core::SyncPolicy::Always
+        paxstore_core::SyncPolicy::Always
     );
     // A clone is the same database: a log opened through one is in use through the other.
     let clone = store.clone();

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock};
 
 use omnipaxos::storage::Storage;
-use storage_core::kv::KeyValue;
-use storage_rocks::RocksStorage;
+use paxstore_core::kv::KeyValue;
+use paxstore_rocks::RocksStorage;
 
 extern "C" {
     fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;

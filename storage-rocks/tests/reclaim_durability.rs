@@ -40,13 +40,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use omnipaxos::storage::{Storage, StorageOp};
-use storage_core::kv::KeyValue;
-use storage_core::SyncPolicy;
-use storage_rocks::rocksdb::{
+use paxstore_core::kv::KeyValue;
+use paxstore_core::SyncPolicy;
+use paxstore_rocks::rocksdb::{
     self, BottommostLevelCompaction, Cache, ColumnFamilyDescriptor, CompactOptions,
     WaitForCompactOptions, DB,
 };
-use storage_rocks::{RocksOptions, RocksStore};
+use paxstore_rocks::{RocksOptions, RocksStore};
 
 // ---------------------------------------------------------------------------------------------
 // The simulated power loss.

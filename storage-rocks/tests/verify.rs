@@ -1,6 +1,6 @@
-//! `storage_rocks::verify`: each log's bounds and metadata read back from a live store and
+//! `paxstore_rocks::verify`: each log's bounds and metadata read back from a live store and
 //! from a closed one, the directory left byte for byte as it was, and a directory that is not
-//! a storage-rocks store refused as unreadable.
+//! a paxstore-rocks store refused as unreadable.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -8,9 +8,9 @@ use std::path::Path;
 
 use omnipaxos::ballot_leader_election::Ballot;
 use omnipaxos::storage::Storage;
-use storage_core::identity::{Marker, MARKER_FILE};
-use storage_core::kv::KeyValue;
-use storage_rocks::RocksStore;
+use paxstore_core::identity::{Marker, MARKER_FILE};
+use paxstore_core::kv::KeyValue;
+use paxstore_rocks::RocksStore;
 
 /// Every file of `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -49,10 +49,10 @@ fn verify_reads_every_log_and_changes_nothing() {
     b.append_entries((0..7).map(kv).collect()).unwrap();
 
     let check = |ctx: &str| {
-        let s = storage_rocks::verify(dir.path()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        let s = paxstore_rocks::verify(dir.path()).unwrap_or_else(|e| panic!("{ctx}: {e}"));
         assert!(s.is_clean(), "{ctx}: {:?}", s.problems);
         assert_eq!(s.backend, "rocks", "{ctx}");
-        assert_eq!(s.format_version, storage_rocks::FORMAT_VERSION, "{ctx}");
+        assert_eq!(s.format_version, paxstore_rocks::FORMAT_VERSION, "{ctx}");
         assert!(s.marker.is_some(), "{ctx}");
         let logs: Vec<_> = s
             .logs
@@ -90,8 +90,8 @@ fn verify_reads_every_log_and_changes_nothing() {
 #[test]
 fn verify_refuses_what_is_not_a_rocks_store() {
     let dir = tempfile::tempdir().unwrap();
-    let reason = |dir: &Path| storage_rocks::verify(dir).unwrap_err().reason;
-    assert!(storage_rocks::verify(&dir.path().join("missing")).is_err());
+    let reason = |dir: &Path| paxstore_rocks::verify(dir).unwrap_err().reason;
+    assert!(paxstore_rocks::verify(&dir.path().join("missing")).is_err());
     fs::write(
         dir.path().join(MARKER_FILE),
         Marker::new("files", 1).encode(),

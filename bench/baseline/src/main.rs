@@ -14,7 +14,7 @@ use std::path::Path;
 
 use omnipaxos_storage::persistent_storage::{PersistentStorage, PersistentStorageConfig};
 use paxstore_workloads::{self as workloads, Measurement, Sizes};
-use storage_core::kv::KeyValue;
+use paxstore_core::kv::KeyValue;
 
 const BACKEND: &str = "baseline";
 

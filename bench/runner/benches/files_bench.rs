@@ -15,10 +15,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use omnipaxos::storage::{Storage, StorageOp};
+use paxstore_core::kv::{KVSnapshot, KeyValue};
+use paxstore_core::{MemoryStorage, SyncPolicy};
+use paxstore_files::{FilesOptions, FilesStorage};
 use paxstore_workloads::{append_batch, dir_size, fill_batched, sized_entry};
-use storage_core::kv::{KVSnapshot, KeyValue};
-use storage_core::{MemoryStorage, SyncPolicy};
-use storage_files::{FilesOptions, FilesStorage};
 
 type Files = FilesStorage<KeyValue>;
 
@@ -32,7 +32,7 @@ struct Row {
 }
 
 fn open(dir: &Path, opts: FilesOptions) -> Files {
-    FilesStorage::open(dir, opts).expect("open store")
+    FilesStorage::open_with(dir, opts).expect("open store")
 }
 
 fn best<F: FnMut() -> Duration>(rounds: usize, mut f: F) -> Duration {
@@ -164,7 +164,7 @@ fn trim(rows: &mut Vec<Row>, n: usize) {
         s.write_atomically(vec![StorageOp::Trim(n), StorageOp::SetCompactedIdx(n)])
             .unwrap();
         trim_time = trim_time.min(t.elapsed());
-        s.wait_for_purge().unwrap();
+        s.wait_for_reclaim().unwrap();
         disk_after = dir_size(dir.path()).unwrap();
         live_after = per_entry * (n / 5) as u64;
         let big = KeyValue::new("big", 1, 8192);
@@ -218,7 +218,7 @@ fn snapshot(rows: &mut Vec<Row>) {
         .unwrap();
         ours = ours.min(t.elapsed());
 
-        let bytes = storage_core::codec::encode("snapshot", &snap).unwrap();
+        let bytes = paxstore_core::codec::encode("snapshot", &snap).unwrap();
         let log = OpenOptions::new()
             .create(true)
             .truncate(true)
@@ -548,7 +548,7 @@ fn main() {
     if run("open-syncs") {
         open_syncs(&mut rows, small / 10);
     }
-    println!("| workload | storage-files | reference (same run) | ratio | bar | met |");
+    println!("| workload | paxstore-files | reference (same run) | ratio | bar | met |");
     println!("| --- | --- | --- | --- | --- | --- |");
     for r in rows {
         println!(

@@ -10,7 +10,7 @@
 //! | `read` | `get_entries(a, a + 64)` at random `a` in a 100,000-entry log |
 //! | `reopen` | opening a store holding a 100,000-entry log (persistent backends) |
 //!
-//! Lines: `files`, `rocks` (feature `rocks`), `memory` (`storage_core::MemoryStorage`) and
+//! Lines: `files`, `rocks` (feature `rocks`), `memory` (`paxstore_core::MemoryStorage`) and
 //! `omnipaxos_memory` (`omnipaxos_storage::memory_storage::MemoryStorage`, the store that
 //! ships with OmniPaxos) as baselines. The memory stores appear in both append groups: they
 //! have no sync to skip. Everything that prepares a timed call (filling the log to trim or
@@ -35,9 +35,9 @@ use criterion::{
     criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, Throughput,
 };
 use omnipaxos::storage::{Storage, StorageOp};
+use paxstore_core::kv::{KVSnapshot, KeyValue};
+use paxstore_core::SyncPolicy;
 use paxstore_workloads::{self as workloads, entries, BATCH_ENTRIES as BATCH};
-use storage_core::kv::{KVSnapshot, KeyValue};
-use storage_core::SyncPolicy;
 use tempfile::TempDir;
 
 type Dyn = Box<dyn Storage<KeyValue>>;
@@ -57,9 +57,9 @@ fn lines() -> Vec<Line> {
         persistent: true,
         open: |dir, sync| {
             Box::new(
-                storage_files::FilesStorage::<KeyValue>::open(
+                paxstore_files::FilesStorage::<KeyValue>::open_with(
                     dir,
-                    storage_files::FilesOptions::new().sync(sync),
+                    paxstore_files::FilesOptions::new().sync(sync),
                 )
                 .expect("open files store"),
             )
@@ -71,9 +71,9 @@ fn lines() -> Vec<Line> {
         persistent: true,
         open: |dir, sync| {
             Box::new(
-                storage_rocks::RocksStorage::<KeyValue>::open_with(
+                paxstore_rocks::RocksStorage::<KeyValue>::open_with(
                     dir,
-                    storage_rocks::RocksOptions::new().sync(sync),
+                    paxstore_rocks::RocksOptions::new().sync(sync),
                 )
                 .expect("open rocks store"),
             )
@@ -82,7 +82,7 @@ fn lines() -> Vec<Line> {
     lines.push(Line {
         name: "memory",
         persistent: false,
-        open: |_, _| Box::new(storage_core::MemoryStorage::<KeyValue>::new()),
+        open: |_, _| Box::new(paxstore_core::MemoryStorage::<KeyValue>::new()),
     });
     lines.push(Line {
         name: "omnipaxos_memory",

@@ -11,9 +11,9 @@
 
 use std::error::Error;
 
+use paxstore_core::kv::KeyValue;
+use paxstore_files::{FilesOptions, FilesStorage};
 use paxstore_workloads::{self as workloads, Measurement, Sizes};
-use storage_core::kv::KeyValue;
-use storage_files::{FilesOptions, FilesStorage};
 
 const BACKEND: &str = "files";
 
@@ -41,9 +41,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     let single = workloads::run_single_log(
         root.path(),
-        |dir| Ok(FilesStorage::<KeyValue>::open(dir, options.clone())?),
+        |dir| Ok(FilesStorage::<KeyValue>::open_with(dir, options.clone())?),
         // Dead segments are deleted in the background; "reclaim" waits for that.
-        |log| Ok(log.wait_for_purge()?),
+        |log| Ok(log.wait_for_reclaim()?),
         &sizes,
     )?;
     single.iter().for_each(print);

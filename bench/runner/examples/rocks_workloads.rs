@@ -14,9 +14,9 @@
 
 use std::error::Error;
 
+use paxstore_core::kv::KeyValue;
+use paxstore_rocks::{RocksStorage, RocksStore};
 use paxstore_workloads::{self as workloads, Measurement, Sizes};
-use storage_core::kv::KeyValue;
-use storage_rocks::{RocksStorage, RocksStore};
 
 const BACKEND: &str = "rocks";
 

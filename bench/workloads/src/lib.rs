@@ -14,7 +14,7 @@
 //!
 //! ```
 //! use paxstore_workloads as workloads;
-//! use storage_core::{kv::KeyValue, MemoryStorage};
+//! use paxstore_core::{kv::KeyValue, MemoryStorage};
 //! let mut store = MemoryStorage::<KeyValue>::new();
 //! let m = workloads::durable_append(&mut store, 10).unwrap();
 //! assert_eq!((m.ops, m.elements), (10, 640));
@@ -27,7 +27,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use omnipaxos::storage::{Storage, StorageOp, StorageResult};
-use storage_core::kv::{KVSnapshot, KeyValue};
+use paxstore_core::kv::{KVSnapshot, KeyValue};
 
 /// Entries per durable append batch.
 pub const BATCH_ENTRIES: usize = 64;
@@ -442,8 +442,8 @@ pub fn dir_size(path: &Path) -> std::io::Result<u64> {
 }
 
 /// `bytes` in human units (`512 B`, `1.5 KiB`, `3.2 MiB`, `1.0 GiB`): the one in
-/// `storage_core::verify`, which the backends' reports use.
-pub use storage_core::verify::human_bytes;
+/// `paxstore_core::verify`, which the backends' reports use.
+pub use paxstore_core::verify::human_bytes;
 
 /// The long-log scenario, in directory `dir` (opened with `open`):
 ///
@@ -724,11 +724,11 @@ mod tests {
     use super::*;
     use omnipaxos::ballot_leader_election::Ballot;
     use omnipaxos::storage::StopSign;
+    use paxstore_core::MemoryStorage;
     use std::cell::RefCell;
     use std::collections::HashMap;
     use std::path::PathBuf;
     use std::rc::Rc;
-    use storage_core::MemoryStorage;
 
     /// A memory store that "persists" across reopens: dropping it puts its state back in a
     /// map keyed by directory, opening takes it out again.

@@ -10,9 +10,9 @@ use clap::{Args, ValueEnum};
 use omnipaxos::storage::StorageResult;
 use paxstore::cluster::SharedStorage;
 use paxstore::{AnyStorage, Backend, StoreOptions, SyncPolicy};
+use paxstore_core::kv::KeyValue;
+use paxstore_core::MemoryStorage;
 use paxstore_workloads::{self as workloads, human_bytes, Measurement, Sizes};
-use storage_core::kv::KeyValue;
-use storage_core::MemoryStorage;
 
 /// How big a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,7 +3,7 @@
 //! is half applied.
 //!
 //! The child (`paxstore torture-child`, hidden) opens the store and applies the batches of
-//! `storage_core::conformance::crash::batch` (appends of varied sizes with a decided index,
+//! `paxstore_core::conformance::crash::batch` (appends of varied sizes with a decided index,
 //! trims, snapshot-plus-truncate, follower syncs that rewrite the tail, promises and
 //! stop-signs, catch-up past the end), printing `PAXSTORE-ACK k` after batch `k` returned `Ok`. The
 //! parent kills it after a random number of acknowledgements plus a random delay, reopens the
@@ -31,12 +31,12 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 use paxstore::{AnyStorage, Backend, StoreOptions, SyncPolicy};
-use storage_core::conformance::{
+use paxstore_core::conformance::{
     crash::{batch, write_until_killed, ACK},
     verify_store,
 };
-use storage_core::kv::KeyValue;
-use storage_core::model::Model;
+use paxstore_core::kv::KeyValue;
+use paxstore_core::model::Model;
 
 /// The sync policy of the tortured store, on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -193,7 +193,7 @@ fn open(cfg: &StoreConfig, dir: &Path) -> Result<AnyStorage<KeyValue>, String> {
         if let Some(bytes) = cfg.segment_size {
             opts = opts.segment_size(bytes);
         }
-        return FilesStorage::open(dir, opts)
+        return FilesStorage::open_with(dir, opts)
             .map(AnyStorage::Files)
             .map_err(|e| format!("open {}: {e}", dir.display()));
     }
@@ -202,7 +202,7 @@ fn open(cfg: &StoreConfig, dir: &Path) -> Result<AnyStorage<KeyValue>, String> {
 }
 
 /// The child: writes the crash test's batches until killed (see
-/// `storage_core::conformance::crash::write_until_killed`).
+/// `paxstore_core::conformance::crash::write_until_killed`).
 pub fn child(args: ChildArgs) -> ExitCode {
     let cfg = StoreConfig {
         backend: args.backend,

@@ -9,8 +9,8 @@
 //! the SIGKILL crash test:
 //!
 //! ```
-//! use storage_core::conformance::{Harness, MemoryHarness};
-//! storage_core::conformance_tests!(memory, MemoryHarness);
+//! use paxstore_core::conformance::{Harness, MemoryHarness};
+//! paxstore_core::conformance_tests!(memory, MemoryHarness);
 //! # fn main() {}
 //! ```
 //!
@@ -90,8 +90,8 @@ pub trait Harness {
         if self.is_persistent() {
             return Err("this harness is persistent but does not implement \
                         Harness::reopen_abandoned: abandon the store without dropping it \
-                        (storage_core::conformance::abandon), copy its directory \
-                        (storage_core::conformance::copy_dir) and open the copy; or return \
+                        (paxstore_core::conformance::abandon), copy its directory \
+                        (paxstore_core::conformance::copy_dir) and open the copy; or return \
                         `self.reopen(store)` to opt out"
                 .into());
         }
@@ -366,8 +366,8 @@ macro_rules! __paxstore_crash_test {
 /// first on every run.
 ///
 /// ```ignore
-/// storage_core::conformance_tests!(files, FilesHarness::new(), crash = |dir: &std::path::Path| {
-///     FilesStorage::<KeyValue>::open(dir, Options::default()).map_err(Into::into)
+/// paxstore_core::conformance_tests!(files, FilesHarness::new(), crash = |dir: &std::path::Path| {
+///     FilesStorage::<KeyValue>::open_with(dir, Options::default()).map_err(Into::into)
 /// });
 /// ```
 #[macro_export]
@@ -482,7 +482,7 @@ enum CrashSetup<'a, S> {
 /// backend, the crash test; [`run`](Suite::run) returns a [`Report`].
 ///
 /// ```no_run
-/// use storage_core::conformance::{crash, MemoryHarness, Suite};
+/// use paxstore_core::conformance::{crash, MemoryHarness, Suite};
 /// // (a persistent harness would add `.crash(|dir| MyStore::open(dir), child_args)`)
 /// let report = Suite::new(|| MemoryHarness).run();
 /// assert!(report.is_success(), "{report}");

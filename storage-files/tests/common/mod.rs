@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests of `storage-files`.
+//! Helpers shared by the integration tests of `paxstore-files`.
 //!
 //! Each test binary uses a different subset of them.
 #![allow(dead_code)]
@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use omnipaxos::storage::{Storage, StorageOp};
-use storage_core::conformance::{cases, verify_store};
-use storage_core::kv::KeyValue;
-use storage_core::model::Model;
-use storage_files::env::FileSystem;
+use paxstore_core::conformance::{cases, verify_store};
+use paxstore_core::kv::KeyValue;
+use paxstore_core::model::Model;
+use paxstore_files::env::FileSystem;
 #[cfg(feature = "format")]
-use storage_files::format::{self, Frame, Loc};
-use storage_files::{FilesError, FilesOptions, FilesStorage};
+use paxstore_files::format::{self, Frame, Loc};
+use paxstore_files::{FilesOptions, FilesStorage};
 
 /// Small segments, so that a few hundred entries span several of them.
 pub const SEGMENT: u64 = 4096 * 4;
@@ -34,22 +34,22 @@ pub fn opts_on(fs: Arc<dyn FileSystem>) -> FilesOptions {
 
 /// Opens `dir` with plain options, panicking with the error if it fails.
 pub fn open(dir: &Path) -> Store {
-    match Store::open(dir, opts()) {
+    match Store::open_with(dir, opts()) {
         Ok(s) => s,
         Err(e) => panic!("open {} failed: {e}", dir.display()),
     }
 }
 
-/// The `FilesError` behind a boxed `StorageResult` error.
-pub fn files_err<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a FilesError> {
-    e.downcast_ref::<FilesError>()
+/// The `paxstore_files::Error` behind a boxed `StorageResult` error.
+pub fn files_err<'a>(e: &'a (dyn Error + 'static)) -> Option<&'a paxstore_files::Error> {
+    e.downcast_ref::<paxstore_files::Error>()
 }
 
 /// Applies `ops` to the store and, if the store accepted them, to the model.
 pub fn apply(store: &mut Store, model: &mut Model<KeyValue>, ops: Vec<StorageOp<KeyValue>>) {
     let copy: Vec<_> = ops
         .iter()
-        .map(storage_core::conformance::clone_op)
+        .map(paxstore_core::conformance::clone_op)
         .collect();
     model
         .apply_batch(&copy)
@@ -68,7 +68,7 @@ pub fn expect_state(store: &Store, model: &Model<KeyValue>, ctx: &str) {
 
 /// Copies the store directory `from` into `to` (created if missing).
 pub fn copy_dir(from: &Path, to: &Path) {
-    storage_core::conformance::copy_dir(from, to).unwrap();
+    paxstore_core::conformance::copy_dir(from, to).unwrap();
 }
 
 /// Every file of `dir` with its bytes: to check that something changed nothing.
@@ -85,13 +85,13 @@ pub fn dir_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// `storage_files::verify` of `dir`, checking that it changed nothing in the directory.
+/// `paxstore_files::verify` of `dir`, checking that it changed nothing in the directory.
 pub fn verify_unchanged(
     dir: &Path,
     ctx: &str,
-) -> Result<storage_core::verify::Summary, storage_core::verify::Unreadable> {
+) -> Result<paxstore_core::verify::Summary, paxstore_core::verify::Unreadable> {
     let before = dir_bytes(dir);
-    let result = storage_files::verify(dir);
+    let result = paxstore_files::verify(dir);
     assert!(
         dir_bytes(dir) == before,
         "{ctx}: verify changed the directory"
