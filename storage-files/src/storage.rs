@@ -38,11 +38,12 @@ use crate::stats::Stats;
 /// use paxstore_files::{FilesOptions, FilesStorage};
 ///
 /// let dir = tempfile::tempdir().unwrap();
-/// let mut log = FilesStorage::<KeyValue>::open(dir.path(), FilesOptions::new()).unwrap();
+/// let mut log = FilesStorage::<KeyValue>::open(dir.path()).unwrap();
 /// log.append_entries((0..10).map(|i| KeyValue::new("k", i, 32)).collect()).unwrap();
 /// log.trim(4).unwrap();
 /// drop(log);
-/// let log = FilesStorage::<KeyValue>::open(dir.path(), FilesOptions::new()).unwrap();
+/// // Options other than the defaults: `open_with`.
+/// let log = FilesStorage::<KeyValue>::open_with(dir.path(), FilesOptions::new()).unwrap();
 /// assert_eq!(log.get_log_len().unwrap(), 6);
 /// assert_eq!(log.get_entries(4, 5).unwrap()[0].value, 4);
 /// ```

@@ -261,14 +261,9 @@ fn small_files() -> RocksOptions {
         .target_file_bytes(256 << 10)
 }
 
+/// `n` entries of 500 bytes, 1,000 per batch (the workloads' one `fill`).
 fn fill(log: &mut RocksStorage<KeyValue>, n: usize) {
-    for start in (0..n).step_by(1000) {
-        let batch = (start..start + 1000)
-            .map(|i| KeyValue::new("k", i as u64, 500))
-            .collect();
-        log.write_atomically(vec![StorageOp::AppendEntries(batch)])
-            .unwrap();
-    }
+    paxstore_workloads::fill_batched(log, n, 1000, 500).unwrap();
 }
 
 #[test]
