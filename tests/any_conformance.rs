@@ -7,29 +7,9 @@ use std::path::Path;
 use omnipaxos::storage::StorageResult;
 use paxstore::{AnyStorage, Backend, StoreOptions};
 use paxstore_core::{
-    conformance::{self, Harness},
+    conformance::{DirHarness, Harness},
     kv::KeyValue,
 };
-
-/// Stores opened from a spec string of one backend, in a fresh temporary directory (the last
-/// of `dirs`: a reopen without a clean drop opens a copy).
-pub struct AnyHarness {
-    backend: Backend,
-    dirs: Vec<tempfile::TempDir>,
-}
-
-impl AnyHarness {
-    pub fn new(backend: Backend) -> Self {
-        AnyHarness {
-            backend,
-            dirs: vec![tempfile::tempdir().expect("a temporary directory")],
-        }
-    }
-
-    fn dir(&self) -> &Path {
-        self.dirs.last().expect("a directory").path()
-    }
-}
 
 /// Opens the `backend` store in `dir` through its spec string, as a user would.
 pub fn open(backend: Backend, dir: &Path) -> StorageResult<AnyStorage<KeyValue>> {
@@ -37,45 +17,41 @@ pub fn open(backend: Backend, dir: &Path) -> StorageResult<AnyStorage<KeyValue>>
     Ok(AnyStorage::open_with(&spec, StoreOptions::default())?)
 }
 
-impl Harness for AnyHarness {
+/// `AnyStorage` opened from the spec `memory`: not persistent, a reopen keeps the store.
+pub struct AnyMemoryHarness;
+
+impl Harness for AnyMemoryHarness {
     type Store = AnyStorage<KeyValue>;
     fn create(&mut self) -> StorageResult<Self::Store> {
-        open(self.backend, self.dir())
+        Ok(AnyStorage::open("memory")?)
     }
     fn reopen(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
-        if !self.backend.is_persistent() {
-            return Ok(store);
-        }
-        drop(store);
-        open(self.backend, self.dir())
-    }
-    fn reopen_abandoned(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
-        if !self.backend.is_persistent() {
-            return Ok(store);
-        }
-        // Leaked with its lock; its files as they are now are what a kill would leave.
-        let copy = conformance::abandon_to_copy(store, self.dir())?;
-        self.dirs.push(copy);
-        open(self.backend, self.dir())
+        Ok(store)
     }
     fn is_persistent(&self) -> bool {
-        self.backend.is_persistent()
+        false
     }
 }
 
-paxstore_core::conformance_tests!(any_memory, AnyHarness::new(Backend::Memory));
+/// Stores of a persistent `backend` opened from their spec strings, in a fresh temporary
+/// directory.
+pub fn harness(backend: Backend) -> DirHarness<AnyStorage<KeyValue>> {
+    DirHarness::new(move |dir: &Path| open(backend, dir))
+}
+
+paxstore_core::conformance_tests!(any_memory, AnyMemoryHarness);
 
 #[cfg(feature = "files")]
 paxstore_core::conformance_tests!(
     any_files,
-    AnyHarness::new(Backend::Files),
+    harness(Backend::Files),
     crash = |dir: &Path| open(Backend::Files, dir)
 );
 
 #[cfg(feature = "rocks")]
 paxstore_core::conformance_tests!(
     any_rocks,
-    AnyHarness::new(Backend::Rocks),
+    harness(Backend::Rocks),
     crash = |dir: &Path| open(Backend::Rocks, dir)
 );
 

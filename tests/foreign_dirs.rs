@@ -17,17 +17,7 @@ use paxstore_core::kv::KeyValue;
 
 /// Every file of `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            assert!(e.file_type().unwrap().is_file(), "{:?}", e.path());
-            (
-                e.file_name().into_string().unwrap(),
-                fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
+    paxstore_core::conformance::dir_bytes(dir).unwrap()
 }
 
 fn write_some(store: &mut AnyStorage<KeyValue>) {

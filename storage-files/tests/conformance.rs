@@ -2,6 +2,6 @@
 //! and the crash test kills writers with SIGKILL (and, given a LazyFS mount, cuts the power:
 //! see `paxstore_core::conformance::crash`).
 
-use paxstore_files::testing::{open, FilesHarness};
+use paxstore_files::testing::{harness, open};
 
-paxstore_core::conformance_tests!(files, FilesHarness::new(), crash = open);
+paxstore_core::conformance_tests!(files, harness(), crash = open);

@@ -4,10 +4,7 @@
 use std::path::Path;
 
 use omnipaxos::storage::StorageResult;
-use paxstore_core::{
-    conformance::{self, Harness},
-    kv::KeyValue,
-};
+use paxstore_core::{conformance::DirHarness, kv::KeyValue};
 
 use crate::RocksStorage;
 
@@ -16,57 +13,9 @@ pub fn open(dir: &Path) -> StorageResult<RocksStorage<KeyValue>> {
     Ok(RocksStorage::open(dir)?)
 }
 
-/// A single-log database in a fresh temporary directory (the last of `dirs`: a reopen without
-/// a clean drop opens a copy).
-pub struct RocksHarness {
-    dirs: Vec<tempfile::TempDir>,
-}
-
-impl RocksHarness {
-    /// A harness over a fresh temporary directory.
-    ///
-    /// # Panics
-    ///
-    /// If no temporary directory can be created (a test set-up failure).
-    pub fn new() -> Self {
-        RocksHarness {
-            dirs: vec![tempfile::tempdir().expect("a temporary directory")],
-        }
-    }
-
-    fn dir(&self) -> &Path {
-        self.dirs.last().expect("a directory").path()
-    }
-}
-
-impl Default for RocksHarness {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Harness for RocksHarness {
-    type Store = RocksStorage<KeyValue>;
-
-    fn create(&mut self) -> StorageResult<Self::Store> {
-        open(self.dir())
-    }
-
-    fn reopen(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
-        // Dropping the last handle closes the database and releases its lock.
-        drop(store);
-        open(self.dir())
-    }
-
-    fn reopen_abandoned(&mut self, store: Self::Store) -> StorageResult<Self::Store> {
-        // The database stays open (leaked, with its lock); its files as they are now are what
-        // a kill would leave.
-        let copy = conformance::abandon_to_copy(store, self.dir())?;
-        self.dirs.push(copy);
-        open(self.dir())
-    }
-
-    fn is_persistent(&self) -> bool {
-        true
-    }
+/// The suite's harness for this backend: single-log databases opened with [`open`] in a
+/// fresh temporary directory ([`DirHarness`]; an abandoned store's database stays open,
+/// leaked with its lock, and its files as they are are what a kill would leave).
+pub fn harness() -> DirHarness<RocksStorage<KeyValue>> {
+    DirHarness::new(open)
 }

@@ -2,6 +2,6 @@
 //! and the crash test kills writers with SIGKILL (and, given a LazyFS mount, cuts the power:
 //! see `paxstore_core::conformance::crash`).
 
-use paxstore_rocks::testing::{open, RocksHarness};
+use paxstore_rocks::testing::{harness, open};
 
-paxstore_core::conformance_tests!(rocks, RocksHarness::new(), crash = open);
+paxstore_core::conformance_tests!(rocks, harness(), crash = open);

@@ -15,16 +15,7 @@ use paxstore_rocks::{identify, Error, Found, RocksOptions, RocksStorage, RocksSt
 
 /// Every file of `dir` with its bytes.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().into_string().unwrap(),
-                fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
+    paxstore_core::conformance::dir_bytes(dir).unwrap()
 }
 
 fn kv(i: u64) -> KeyValue {

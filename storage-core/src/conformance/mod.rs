@@ -137,6 +137,72 @@ pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Every entry directly in `dir` by name: a file with its bytes, a directory (or anything
+/// else) as its name with a trailing `/` and no bytes. Taken before and after a call, it
+/// shows that the call changed nothing in `dir`.
+pub fn dir_bytes(dir: &Path) -> std::io::Result<std::collections::BTreeMap<String, Vec<u8>>> {
+    let mut entries = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type()?.is_file() {
+            entries.insert(name, std::fs::read(entry.path())?);
+        } else {
+            entries.insert(format!("{name}/"), Vec::new());
+        }
+    }
+    Ok(entries)
+}
+
+/// The harness of a persistent store that lives in one directory and is opened by
+/// `open(dir)`: each case gets a fresh temporary directory; [`reopen`](Harness::reopen) drops
+/// the store (releasing its lock) and opens the directory again;
+/// [`reopen_abandoned`](Harness::reopen_abandoned) leaks the store with its lock, as a kill
+/// does, and opens a copy of its directory as it is now ([`abandon_to_copy`]), which later
+/// calls then use.
+pub struct DirHarness<S> {
+    /// The store's directory is the last one: each abandoned reopen adds a copy.
+    dirs: Vec<tempfile::TempDir>,
+    open: Opener<'static, S>,
+}
+
+impl<S> DirHarness<S> {
+    /// A harness over a fresh temporary directory, opening stores with `open`.
+    ///
+    /// # Panics
+    ///
+    /// If no temporary directory can be created (a test set-up failure).
+    pub fn new(open: impl Fn(&Path) -> StorageResult<S> + 'static) -> Self {
+        DirHarness {
+            dirs: vec![tempfile::tempdir().expect("a temporary directory")],
+            open: Box::new(open),
+        }
+    }
+
+    fn open_last(&self) -> StorageResult<S> {
+        (self.open)(self.dirs.last().expect("a directory").path())
+    }
+}
+
+impl<S: Storage<KeyValue>> Harness for DirHarness<S> {
+    type Store = S;
+    fn create(&mut self) -> StorageResult<S> {
+        self.open_last()
+    }
+    fn reopen(&mut self, store: S) -> StorageResult<S> {
+        drop(store);
+        self.open_last()
+    }
+    fn reopen_abandoned(&mut self, store: S) -> StorageResult<S> {
+        let copy = abandon_to_copy(store, self.dirs.last().expect("a directory").path())?;
+        self.dirs.push(copy);
+        self.open_last()
+    }
+    fn is_persistent(&self) -> bool {
+        true
+    }
+}
+
 /// The harness for [`MemoryStorage`]: not persistent, so a reopen keeps the same store.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MemoryHarness;

@@ -73,16 +73,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 
 /// Every file of `dir` with its bytes: to check that something changed nothing.
 pub fn dir_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().into_string().unwrap(),
-                fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect()
+    paxstore_core::conformance::dir_bytes(dir).unwrap()
 }
 
 /// `paxstore_files::verify` of `dir`, checking that it changed nothing in the directory.
