@@ -941,13 +941,6 @@ mod tests {
     }
 
     #[test]
-    fn human_units() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(1536), "1.5 KiB");
-        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
-    }
-
-    #[test]
     fn missing_dir_is_empty() {
         assert_eq!(dir_size(Path::new("/nonexistent/paxstore")).unwrap(), 0);
     }
