@@ -76,6 +76,25 @@ pub enum Error {
         /// What to do about it.
         hint: String,
     },
+    /// A log name a [`FilesStore`](crate::FilesStore) does not take: 1 to 128 bytes of ASCII
+    /// letters, digits, `_`, `.` and `-`.
+    #[error("invalid log name {name:?}: use 1 to 128 ASCII letters, digits, `_`, `.` or `-`")]
+    InvalidLogName {
+        /// The name.
+        name: String,
+    },
+    /// The store holds no log of this name.
+    #[error("no log named `{name}` in the store")]
+    NoSuchLog {
+        /// The name.
+        name: String,
+    },
+    /// The log is open through another handle (one handle per log at a time).
+    #[error("log `{name}` is already open; drop its other handle first")]
+    LogInUse {
+        /// The name.
+        name: String,
+    },
     /// An option has a value the engine cannot use.
     #[error("invalid option: {0}")]
     InvalidOption(String),

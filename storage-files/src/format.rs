@@ -21,6 +21,15 @@ pub const RECORD_HEADER: usize = 9;
 pub const KIND_BATCH: u8 = 1;
 /// The record that seals a segment: the positions of its live entries.
 pub const KIND_SEAL: u8 = 2;
+/// A many-logs store's record holding one `write_atomically` batch of one log: the log id
+/// (u64), then a batch body.
+pub const KIND_LOG_BATCH: u8 = 3;
+/// A many-logs store's record adding or dropping a log.
+pub const KIND_REGISTRY: u8 = 4;
+/// The record that seals a many-logs store's segment: every log's live runs in it.
+pub const KIND_STORE_SEAL: u8 = 5;
+/// The first eight bytes of every segment of a many-logs store.
+pub const STORE_SEGMENT_MAGIC: [u8; 8] = *b"PAXMLS\0\x01";
 /// The fixed trailer at the end of a sealed segment.
 pub const TRAILER_LEN: usize = 32;
 const TRAILER_MAGIC: u32 = u32::from_le_bytes(*b"PXTR");
@@ -32,6 +41,7 @@ pub const MAX_RECORD_BODY: u64 = 1 << 30;
 const OP_APPEND: u8 = 1;
 const OP_TRIM: u8 = 2;
 const OP_META: u8 = 3;
+const OP_RELOCATE: u8 = 4;
 /// Per-entry frame inside an append op: length (u32) and CRC32C (u32) of the entry bytes.
 pub const ENTRY_FRAME: usize = 8;
 
@@ -122,6 +132,14 @@ pub enum Effect {
     Trim(u64),
     /// A metadata write.
     Meta(MetaOp),
+    /// Many-logs store only: the stored entries `[at, at + locs.len())` are unchanged, and
+    /// their bytes are now here (written by the store's rewriter).
+    Relocate {
+        /// The first relocated index.
+        at: u64,
+        /// The entries' new positions.
+        locs: Vec<Loc>,
+    },
 }
 
 /// Why bytes could not be decoded: corrupt, or of another format version.
@@ -164,27 +182,54 @@ pub struct SegmentHeader {
 /// Encodes a segment header.
 pub fn encode_header(h: &SegmentHeader) -> Result<Vec<u8>, paxstore_core::Error> {
     let ckpt = codec::encode("segment checkpoint", &h.checkpoint)?;
+    Ok(encode_header_with(
+        SEGMENT_MAGIC,
+        h.id,
+        h.first_index,
+        &ckpt,
+    ))
+}
+
+/// The header layout both kinds of store share: magic, version, id, a u64 field, the
+/// checkpoint's length and bytes, a CRC.
+fn encode_header_with(magic: [u8; 8], id: u64, field: u64, ckpt: &[u8]) -> Vec<u8> {
     let mut b = Vec::with_capacity(SEGMENT_HEADER_PREFIX + ckpt.len() + 4);
-    b.extend_from_slice(&SEGMENT_MAGIC);
+    b.extend_from_slice(&magic);
     b.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    b.extend_from_slice(&h.id.to_le_bytes());
-    b.extend_from_slice(&h.first_index.to_le_bytes());
+    b.extend_from_slice(&id.to_le_bytes());
+    b.extend_from_slice(&field.to_le_bytes());
     b.extend_from_slice(&(ckpt.len() as u32).to_le_bytes());
-    b.extend_from_slice(&ckpt);
+    b.extend_from_slice(ckpt);
     let crc = crc32c::crc32c(&b);
     b.extend_from_slice(&crc.to_le_bytes());
-    Ok(b)
+    b
 }
 
 /// From the fixed prefix of a header: the whole header's length.
 pub fn header_len(prefix: &[u8]) -> Result<usize, DecodeError> {
+    header_len_with(prefix, SEGMENT_MAGIC)
+}
+
+fn header_len_with(prefix: &[u8], magic: [u8; 8]) -> Result<usize, DecodeError> {
     if prefix.len() < SEGMENT_HEADER_PREFIX {
         return corrupt(format!(
             "segment header needs {SEGMENT_HEADER_PREFIX} bytes, file has {}",
             prefix.len()
         ));
     }
-    if prefix[..8] != SEGMENT_MAGIC {
+    if prefix[..8] != magic {
+        let other = if magic == SEGMENT_MAGIC {
+            STORE_SEGMENT_MAGIC
+        } else {
+            SEGMENT_MAGIC
+        };
+        if prefix[..8] == other {
+            return corrupt(if magic == SEGMENT_MAGIC {
+                "a many-logs store's segment in a single-log store"
+            } else {
+                "a single-log store's segment in a many-logs store"
+            });
+        }
         return corrupt("not a paxstore segment (bad magic)");
     }
     let version = u32_at(prefix, 8).unwrap_or(0);
@@ -202,7 +247,25 @@ pub fn header_len(prefix: &[u8]) -> Result<usize, DecodeError> {
 
 /// Decodes a whole segment header (`bytes` must hold at least [`header_len`] bytes).
 pub fn decode_header(bytes: &[u8]) -> Result<(SegmentHeader, usize), DecodeError> {
-    let len = header_len(bytes)?;
+    let (id, first_index, ckpt, len) = decode_header_with(bytes, SEGMENT_MAGIC)?;
+    let checkpoint = codec::decode("segment checkpoint", ckpt)
+        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    Ok((
+        SegmentHeader {
+            id,
+            first_index,
+            checkpoint,
+        },
+        len,
+    ))
+}
+
+/// Checks a header's length and CRC: its id, its u64 field, its checkpoint bytes, its length.
+fn decode_header_with(
+    bytes: &[u8],
+    magic: [u8; 8],
+) -> Result<(u64, u64, &[u8], usize), DecodeError> {
+    let len = header_len_with(bytes, magic)?;
     if bytes.len() < len {
         return corrupt(format!(
             "segment header is {len} bytes, file has {}",
@@ -214,17 +277,58 @@ pub fn decode_header(bytes: &[u8]) -> Result<(SegmentHeader, usize), DecodeError
         return corrupt("segment header checksum mismatch");
     }
     let id = u64_at(bytes, 12).unwrap_or(0);
-    let first_index = u64_at(bytes, 20).unwrap_or(0);
-    let checkpoint = codec::decode("segment checkpoint", &bytes[SEGMENT_HEADER_PREFIX..len - 4])
-        .map_err(|e| DecodeError::Corrupt(e.to_string()))?;
-    Ok((
-        SegmentHeader {
-            id,
-            first_index,
-            checkpoint,
-        },
-        len,
+    let field = u64_at(bytes, 20).unwrap_or(0);
+    Ok((id, field, &bytes[SEGMENT_HEADER_PREFIX..len - 4], len))
+}
+
+/// One log's entry in a many-logs store's segment header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogCheckpoint {
+    /// The log's id (never reused).
+    pub id: u64,
+    /// The log's name.
+    pub name: String,
+    /// Its metadata and bounds.
+    pub meta: Checkpoint,
+}
+
+/// A many-logs store's segment header checkpoint: every log, when the segment was created.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct StoreCheckpoint {
+    /// The next snapshot file id.
+    pub next_snapshot_id: u64,
+    /// Every log, by id.
+    pub logs: Vec<LogCheckpoint>,
+}
+
+/// Encodes a many-logs store's segment header (`next_log_id` in the u64 field).
+pub fn encode_store_header(
+    id: u64,
+    next_log_id: u64,
+    ckpt: &StoreCheckpoint,
+) -> Result<Vec<u8>, paxstore_core::Error> {
+    let bytes = codec::encode("store checkpoint", ckpt)?;
+    Ok(encode_header_with(
+        STORE_SEGMENT_MAGIC,
+        id,
+        next_log_id,
+        &bytes,
     ))
+}
+
+/// From the fixed prefix of a many-logs store's header: the whole header's length.
+pub fn store_header_len(prefix: &[u8]) -> Result<usize, DecodeError> {
+    header_len_with(prefix, STORE_SEGMENT_MAGIC)
+}
+
+/// Decodes a many-logs store's segment header: segment id, next log id, checkpoint, length.
+pub fn decode_store_header(
+    bytes: &[u8],
+) -> Result<(u64, u64, StoreCheckpoint, usize), DecodeError> {
+    let (id, next_log_id, ckpt, len) = decode_header_with(bytes, STORE_SEGMENT_MAGIC)?;
+    let ckpt =
+        codec::decode("store checkpoint", ckpt).map_err(|e| DecodeError::Corrupt(e.to_string()))?;
+    Ok((id, next_log_id, ckpt, len))
 }
 
 /// Fills in the header of a record whose body follows [`RECORD_HEADER`] placeholder bytes.
@@ -262,6 +366,11 @@ pub enum Frame {
     },
 }
 
+/// Whether `kind` is a record kind of either store.
+pub fn is_record_kind(kind: u8) -> bool {
+    (KIND_BATCH..=KIND_STORE_SEAL).contains(&kind)
+}
+
 /// Reads the record framed at the start of `buf`.
 pub fn parse_frame(buf: &[u8]) -> Frame {
     if buf.is_empty() || buf.iter().all(|&b| b == 0) {
@@ -273,7 +382,7 @@ pub fn parse_frame(buf: &[u8]) -> Frame {
     let len = u32_at(buf, 0).unwrap_or(0) as usize;
     let crc = u32_at(buf, 4).unwrap_or(0);
     let kind = buf[8];
-    if kind != KIND_BATCH && kind != KIND_SEAL {
+    if !is_record_kind(kind) {
         return Frame::Bad {
             reason: format!("unknown record kind {kind}"),
             claimed_end: None,
@@ -304,6 +413,10 @@ pub struct BatchBuilder {
     buf: Vec<u8>,
     ops: u32,
     effects: Vec<Effect>,
+    /// Where the op count sits: after the record header, and after the log id in a
+    /// many-logs store's record.
+    count_at: usize,
+    kind: u8,
 }
 
 impl Default for BatchBuilder {
@@ -327,7 +440,46 @@ impl BatchBuilder {
             buf,
             ops: 0,
             effects: Vec::new(),
+            count_at: RECORD_HEADER,
+            kind: KIND_BATCH,
         }
+    }
+
+    /// An empty batch of log `log` of a many-logs store ([`KIND_LOG_BATCH`]), built in `buf`.
+    pub fn for_log(log: u64, mut buf: Vec<u8>) -> Self {
+        buf.clear();
+        buf.resize(RECORD_HEADER, 0);
+        buf.extend_from_slice(&log.to_le_bytes());
+        buf.extend_from_slice(&0u32.to_le_bytes());
+        BatchBuilder {
+            buf,
+            ops: 0,
+            effects: Vec::new(),
+            count_at: RECORD_HEADER + 8,
+            kind: KIND_LOG_BATCH,
+        }
+    }
+
+    /// Adds "the stored entries from `at` on, whose encoded bytes are `entries`, now live
+    /// here" (a many-logs store's rewriter).
+    pub fn relocate<'a>(&mut self, at: u64, entries: impl IntoIterator<Item = &'a [u8]>) {
+        self.buf.push(OP_RELOCATE);
+        self.buf.extend_from_slice(&at.to_le_bytes());
+        let count_at = self.buf.len();
+        self.buf.extend_from_slice(&0u32.to_le_bytes());
+        let mut locs = Vec::new();
+        for e in entries {
+            self.buf.extend_from_slice(&(e.len() as u32).to_le_bytes());
+            self.buf.extend_from_slice(&crc32c::crc32c(e).to_le_bytes());
+            locs.push(Loc {
+                offset: self.buf.len() as u32,
+                len: e.len() as u32,
+            });
+            self.buf.extend_from_slice(e);
+        }
+        self.buf[count_at..count_at + 4].copy_from_slice(&(locs.len() as u32).to_le_bytes());
+        self.ops += 1;
+        self.effects.push(Effect::Relocate { at, locs });
     }
 
     /// Whether no op was added.
@@ -392,8 +544,9 @@ impl BatchBuilder {
 
     /// The framed record and its effects (entry offsets relative to the record start).
     pub fn finish(mut self) -> (Vec<u8>, Vec<Effect>) {
-        self.buf[RECORD_HEADER..RECORD_HEADER + 4].copy_from_slice(&self.ops.to_le_bytes());
-        seal_record_frame(&mut self.buf, KIND_BATCH);
+        let at = self.count_at;
+        self.buf[at..at + 4].copy_from_slice(&self.ops.to_le_bytes());
+        seal_record_frame(&mut self.buf, self.kind);
         (self.buf, self.effects)
     }
 }
@@ -413,7 +566,7 @@ pub fn parse_batch(body: &[u8], body_offset: usize) -> Result<Vec<Effect>, Decod
         };
         at += 1;
         match tag {
-            OP_APPEND => {
+            OP_APPEND | OP_RELOCATE => {
                 let (Some(index), Some(count)) = (u64_at(body, at), u32_at(body, at + 8)) else {
                     return corrupt("append op header cut short");
                 };
@@ -434,7 +587,11 @@ pub fn parse_batch(body: &[u8], body_offset: usize) -> Result<Vec<Effect>, Decod
                     });
                     at = end;
                 }
-                effects.push(Effect::Append { at: index, locs });
+                effects.push(if tag == OP_APPEND {
+                    Effect::Append { at: index, locs }
+                } else {
+                    Effect::Relocate { at: index, locs }
+                });
             }
             OP_TRIM => {
                 let Some(i) = u64_at(body, at) else {
@@ -464,6 +621,157 @@ pub fn parse_batch(body: &[u8], body_offset: usize) -> Result<Vec<Effect>, Decod
         return corrupt(format!("{} stray bytes after the last op", body.len() - at));
     }
     Ok(effects)
+}
+
+/// Decodes a many-logs store's batch body: the log id and the batch's effects (entry offsets
+/// relative to the record start, `body_offset` being where the body starts).
+pub fn parse_log_batch(body: &[u8], body_offset: usize) -> Result<(u64, Vec<Effect>), DecodeError> {
+    let Some(log) = u64_at(body, 0) else {
+        return corrupt("log batch body shorter than its log id");
+    };
+    Ok((log, parse_batch(&body[8..], body_offset + 8)?))
+}
+
+/// A change to a many-logs store's set of logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryOp {
+    /// A new log `id` named `name`, empty.
+    Add {
+        /// The log's id (never reused).
+        id: u64,
+        /// Its name.
+        name: String,
+    },
+    /// Log `id` is dropped with everything it held.
+    Drop {
+        /// The log's id.
+        id: u64,
+    },
+}
+
+/// Encodes a registry record (framed).
+pub fn encode_registry(op: &RegistryOp) -> Vec<u8> {
+    let mut buf = vec![0u8; RECORD_HEADER];
+    match op {
+        RegistryOp::Add { id, name } => {
+            buf.push(1);
+            buf.extend_from_slice(&id.to_le_bytes());
+            buf.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            buf.extend_from_slice(name.as_bytes());
+        }
+        RegistryOp::Drop { id } => {
+            buf.push(2);
+            buf.extend_from_slice(&id.to_le_bytes());
+        }
+    }
+    seal_record_frame(&mut buf, KIND_REGISTRY);
+    buf
+}
+
+/// Decodes a registry record's body.
+pub fn parse_registry(body: &[u8]) -> Result<RegistryOp, DecodeError> {
+    let (Some(&tag), Some(id)) = (body.first(), u64_at(body, 1)) else {
+        return corrupt("registry record cut short");
+    };
+    match tag {
+        1 => {
+            let Some(len) = body
+                .get(9..11)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
+            else {
+                return corrupt("registry add cut short");
+            };
+            if body.len() != 11 + len {
+                return corrupt("registry add: name length disagrees with the record");
+            }
+            let Ok(name) = std::str::from_utf8(&body[11..]) else {
+                return corrupt("registry add: the name is not UTF-8");
+            };
+            Ok(RegistryOp::Add {
+                id,
+                name: name.to_string(),
+            })
+        }
+        2 if body.len() == 9 => Ok(RegistryOp::Drop { id }),
+        t => corrupt(format!("unknown registry op {t} ({} bytes)", body.len())),
+    }
+}
+
+/// One log's run of entries in a many-logs store's seal record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealRun {
+    /// The log's id.
+    pub log: u64,
+    /// The index of the first entry.
+    pub at: u64,
+    /// The entries' positions in the segment.
+    pub locs: Vec<Loc>,
+}
+
+/// Encodes a many-logs store's seal record (framed): every log's live runs in the segment.
+pub fn encode_store_seal(runs: &[SealRun]) -> Vec<u8> {
+    let n: usize = runs.iter().map(|r| 20 + 8 * r.locs.len()).sum();
+    let mut buf = Vec::with_capacity(RECORD_HEADER + 4 + n);
+    buf.resize(RECORD_HEADER, 0);
+    buf.extend_from_slice(&(runs.len() as u32).to_le_bytes());
+    for r in runs {
+        buf.extend_from_slice(&r.log.to_le_bytes());
+        buf.extend_from_slice(&r.at.to_le_bytes());
+        buf.extend_from_slice(&(r.locs.len() as u32).to_le_bytes());
+        for l in &r.locs {
+            buf.extend_from_slice(&l.offset.to_le_bytes());
+            buf.extend_from_slice(&l.len.to_le_bytes());
+        }
+    }
+    seal_record_frame(&mut buf, KIND_STORE_SEAL);
+    buf
+}
+
+/// Decodes a many-logs store's seal body.
+pub fn parse_store_seal(body: &[u8]) -> Result<Vec<SealRun>, DecodeError> {
+    let Some(n) = u32_at(body, 0) else {
+        return corrupt("store seal cut short");
+    };
+    let mut at = 4;
+    let mut runs = Vec::with_capacity((n as usize).min(1 << 16));
+    for _ in 0..n {
+        let (Some(log), Some(first), Some(count)) = (
+            u64_at(body, at),
+            u64_at(body, at + 8),
+            u32_at(body, at + 16),
+        ) else {
+            return corrupt("store seal run cut short");
+        };
+        at += 20;
+        let Some(table) = body.get(at..at + 8 * count as usize) else {
+            return corrupt(format!(
+                "store seal run of {count} positions overruns the record"
+            ));
+        };
+        if first.checked_add(count as u64).is_none() {
+            return corrupt("store seal run beyond the largest index");
+        }
+        let locs = table
+            .chunks_exact(8)
+            .map(|c| Loc {
+                offset: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                len: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            })
+            .collect();
+        at += 8 * count as usize;
+        runs.push(SealRun {
+            log,
+            at: first,
+            locs,
+        });
+    }
+    if at != body.len() {
+        return corrupt(format!(
+            "{} stray bytes after the store seal's runs",
+            body.len() - at
+        ));
+    }
+    Ok(runs)
 }
 
 /// The seal record of a segment: its live run `[first, first + locs.len())` and positions.

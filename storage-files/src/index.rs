@@ -38,9 +38,40 @@ pub struct Run {
     pub end: u64,
     /// The positions.
     pub locs: Locs,
+    /// Bytes of the live entries `[start, end)` (0 for a lazy run not loaded at creation:
+    /// only the many-logs store counts bytes, and its runs are all loaded).
+    pub bytes: u64,
 }
 
 impl Run {
+    /// Bytes of the entries `[from, to)` of this run, if its positions are in memory.
+    fn bytes_of(&self, from: u64, to: u64) -> u64 {
+        match self.loaded() {
+            Some(v) if from < to => v
+                .get((from - self.base) as usize..(to - self.base) as usize)
+                .map_or(0, |s| s.iter().map(|l| l.len as u64).sum()),
+            _ => 0,
+        }
+    }
+
+    /// A copy sharing nothing mutable (a loaded table is copied, a lazy one shares its cell).
+    fn duplicate(&self) -> Run {
+        Run {
+            seg: self.seg,
+            base: self.base,
+            start: self.start,
+            end: self.end,
+            locs: match &self.locs {
+                Locs::Loaded(v) => Locs::Loaded(v.clone()),
+                Locs::Lazy { seal_offset, cell } => Locs::Lazy {
+                    seal_offset: *seal_offset,
+                    cell: cell.clone(),
+                },
+            },
+            bytes: self.bytes,
+        }
+    }
+
     /// The position table if it is in memory.
     pub fn loaded(&self) -> Option<&[Loc]> {
         match &self.locs {
@@ -97,6 +128,7 @@ impl Index {
                 continue;
             }
             if last.end > at {
+                last.bytes -= last.bytes_of(at, last.end).min(last.bytes);
                 last.end = at;
                 if let Locs::Loaded(v) = &mut last.locs {
                     v.truncate((at - last.base) as usize);
@@ -112,7 +144,10 @@ impl Index {
             self.runs.pop_front();
         }
         if let Some(first) = self.runs.front_mut() {
-            first.start = first.start.max(i);
+            if i > first.start {
+                first.bytes -= first.bytes_of(first.start, i).min(first.bytes);
+                first.start = i;
+            }
         }
     }
 
@@ -131,18 +166,22 @@ impl Index {
         if let Some(last) = self.runs.back_mut() {
             if let Locs::Loaded(v) = &mut last.locs {
                 if last.seg == seg && last.end == at && last.base + v.len() as u64 == at {
+                    let from = v.len();
                     v.extend(locs);
+                    last.bytes += v[from..].iter().map(|l| l.len as u64).sum::<u64>();
                     last.end += n;
                     return;
                 }
             }
         }
+        let locs: Vec<Loc> = locs.collect();
         self.runs.push_back(Run {
             seg,
             base: at,
             start: at,
             end: at + n,
-            locs: Locs::Loaded(locs.collect()),
+            bytes: locs.iter().map(|l| l.len as u64).sum(),
+            locs: Locs::Loaded(locs),
         });
     }
 
@@ -160,7 +199,74 @@ impl Index {
                 seal_offset,
                 cell: OnceLock::new(),
             },
+            bytes: 0,
         });
+    }
+
+    /// Puts the entries `[at, at + locs.len())`, stored in segment `seg`, in place of what the
+    /// index held for them (nothing, or older copies), splitting runs at the edges. The many-
+    /// logs store's recovery (a seal's runs over older seals') and its rewriter use it.
+    pub fn replace(&mut self, seg: u64, at: u64, locs: Vec<Loc>) {
+        let n = locs.len() as u64;
+        if n == 0 {
+            return;
+        }
+        let end = at + n;
+        let mut kept = VecDeque::with_capacity(self.runs.len() + 2);
+        for run in self.runs.drain(..) {
+            if run.end <= at || run.start >= end {
+                kept.push_back(run);
+                continue;
+            }
+            if run.end > end {
+                let mut right = run.duplicate();
+                right.bytes = right.bytes_of(end, right.end);
+                right.start = end;
+                if run.start < at {
+                    let mut left = run;
+                    left.bytes = left.bytes_of(left.start, at);
+                    left.end = at;
+                    kept.push_back(left);
+                }
+                kept.push_back(right);
+            } else if run.start < at {
+                let mut left = run;
+                left.bytes = left.bytes_of(left.start, at);
+                left.end = at;
+                if let Locs::Loaded(v) = &mut left.locs {
+                    v.truncate((at - left.base) as usize);
+                }
+                kept.push_back(left);
+            }
+        }
+        let k = kept.partition_point(|r| r.end <= at);
+        kept.insert(
+            k,
+            Run {
+                seg,
+                base: at,
+                start: at,
+                end,
+                bytes: locs.iter().map(|l| l.len as u64).sum(),
+                locs: Locs::Loaded(locs),
+            },
+        );
+        self.runs = kept;
+    }
+
+    /// Bytes of the live entries (loaded runs only).
+    pub fn live_bytes(&self) -> u64 {
+        self.runs.iter().map(|r| r.bytes).sum()
+    }
+
+    /// Whether the runs cover `[first, next)` exactly, without gaps or overlaps.
+    pub fn covers(&self, first: u64, next: u64) -> bool {
+        let contiguous = self
+            .runs
+            .iter()
+            .zip(self.runs.iter().skip(1))
+            .all(|(a, b)| a.end == b.start);
+        contiguous && self.len() == next - first && (first == next || self.start() == Some(first))
     }
 
     /// The position of the run holding index `i`.
@@ -174,9 +280,10 @@ impl Index {
         self.runs.back().filter(|r| r.seg == seg)
     }
 
-    /// The oldest segment any live entry lives in.
+    /// The oldest segment any live entry lives in (runs the many-logs store relocated sit in
+    /// newer segments than the runs after them).
     pub fn oldest_segment(&self) -> Option<u64> {
-        self.runs.front().map(|r| r.seg)
+        self.runs.iter().map(|r| r.seg).min()
     }
 
     /// Bytes of position tables held in memory.
@@ -223,5 +330,40 @@ mod tests {
         assert_eq!(ix.find(12), None);
         ix.trim(100);
         assert!(ix.is_empty());
+    }
+
+    #[test]
+    fn replace_splits_runs_and_counts_bytes() {
+        let mut ix = Index::new();
+        ix.append(1, 0, locs(10)); // [0, 10) in 1, 100 bytes
+        ix.append(2, 10, locs(10)); // [10, 20) in 2
+        assert_eq!(ix.live_bytes(), 200);
+        ix.replace(3, 5, locs(3).collect()); // [5, 8) now in 3
+        let shape: Vec<(u64, u64, u64, u64)> = ix
+            .runs()
+            .iter()
+            .map(|r| (r.seg, r.start, r.end, r.bytes))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (1, 0, 5, 50),
+                (3, 5, 8, 30),
+                (1, 8, 10, 20),
+                (2, 10, 20, 100)
+            ]
+        );
+        assert_eq!(ix.live_bytes(), 200);
+        assert!(ix.covers(0, 20));
+        assert_eq!(ix.oldest_segment(), Some(1));
+        ix.replace(4, 0, locs(12).collect()); // [0, 12) now in 4
+        let shape: Vec<(u64, u64, u64)> =
+            ix.runs().iter().map(|r| (r.seg, r.start, r.end)).collect();
+        assert_eq!(shape, [(4, 0, 12), (2, 12, 20)]);
+        assert_eq!((ix.live_bytes(), ix.oldest_segment()), (200, Some(2)));
+        ix.trim(14);
+        ix.truncate(18);
+        assert_eq!(ix.live_bytes(), 40);
+        assert!(ix.covers(14, 18) && !ix.covers(13, 18));
     }
 }

@@ -57,6 +57,7 @@ mod purge;
 mod recovery;
 pub mod stats;
 mod storage;
+mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod verify;
@@ -67,4 +68,5 @@ pub use paxstore_core::SyncPolicy;
 pub use recovery::{BACKEND, LOCK_FILE};
 pub use stats::Stats;
 pub use storage::FilesStorage;
+pub use store::{FilesLog, FilesStore, StoreStats, BACKEND as MULTI_BACKEND};
 pub use verify::verify;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Active, Engine, Segment};
+use crate::engine::{Active, Engine, Files, Segment};
 use crate::error::{Error, Result};
 use crate::format::{self, DecodeError, Frame};
 use crate::index::Index;
@@ -20,7 +20,7 @@ use paxstore_core::identity::{Marker, MARKER_FILE, MARKER_TMP};
 /// The backend name in the store marker.
 pub const BACKEND: &str = "files";
 
-fn decode_err(path: &Path, offset: u64, e: DecodeError) -> Error {
+pub(crate) fn decode_err(path: &Path, offset: u64, e: DecodeError) -> Error {
     match e {
         DecodeError::Corrupt(reason) => Error::corrupt(path, offset, reason),
         DecodeError::Version(found) => Error::FormatVersion {
@@ -42,7 +42,7 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     let names = fs
         .list(dir)
         .map_err(|e| Error::io("list directory", dir, e))?;
-    let marker = identify(fs.as_ref(), dir, &names, opts.adopt_unmarked)?;
+    let marker = identify(fs.as_ref(), dir, &names, opts.adopt_unmarked, BACKEND)?;
     let lock_path = dir.join(LOCK_FILE);
     let lock = take_lock(fs.as_ref(), &lock_path)?;
     let names = fs
@@ -72,21 +72,23 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
 
     let background = opts.background_purge;
     let mut engine = Engine {
-        dir: dir.to_path_buf(),
-        opts,
-        fs: fs.clone(),
-        purger: crate::purge::Purger::new(fs.clone(), background),
-        _lock: lock,
-        segments: BTreeMap::new(),
-        active: None,
+        files: Files {
+            dir: dir.to_path_buf(),
+            opts,
+            fs: fs.clone(),
+            purger: crate::purge::Purger::new(fs.clone(), background),
+            _lock: lock,
+            segments: BTreeMap::new(),
+            active: None,
+            poisoned: None,
+            next_segment_id: 1,
+            next_snapshot_id: 1,
+            handles: Default::default(),
+            marker,
+            stats: Stats::default(),
+        },
         index: Index::new(),
         meta: Default::default(),
-        poisoned: None,
-        next_segment_id: 1,
-        next_snapshot_id: 1,
-        handles: Default::default(),
-        marker,
-        stats: Stats::default(),
         scratch: Vec::new(),
     };
     // Segments below a gap in the ids are dead: their deletion was interrupted (a failed
@@ -189,7 +191,7 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
 /// whether this call created it or an earlier open that may have died before that fsync. When
 /// a directory is created, its parent's own entry is fsynced too, for the same reason (a
 /// directory is only ever created once its parent's entry is durable, so one level suffices).
-fn ensure_dir(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
+pub(crate) fn ensure_dir(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
     fn parent_of(dir: &Path) -> Option<&Path> {
         dir.parent().map(|p| {
             if p.as_os_str().is_empty() {
@@ -238,11 +240,12 @@ fn ensure_dir(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
 /// that a crash during creation leaves an empty directory, a leftover temp marker, or a
 /// marked store: all of which open takes). Anything else is refused, and nothing in the
 /// directory is changed.
-fn identify(
+pub(crate) fn identify(
     fs: &dyn crate::env::FileSystem,
     dir: &Path,
     names: &[String],
     adopt_unmarked: bool,
+    backend: &str,
 ) -> Result<Marker> {
     let foreign = |found: String, hint: &str| Error::Foreign {
         dir: dir.to_path_buf(),
@@ -262,10 +265,19 @@ fn identify(
         file.read_exact_at(&mut bytes, 0)
             .map_err(|e| Error::io("read marker", &path, e))?;
         let marker = Marker::decode(&bytes).map_err(|e| Error::corrupt(&path, 0, e.to_string()))?;
-        if marker.backend != BACKEND {
+        if marker.backend != backend {
+            let hint = match marker.backend.as_str() {
+                crate::store::BACKEND => {
+                    "It is a many-logs store: open it with `FilesStore` (spec `files:<dir>#<log>`)."
+                }
+                BACKEND => {
+                    "It is a single-log store: open it with `FilesStorage` (spec `files:<dir>`)."
+                }
+                _ => "Open it with that backend.",
+            };
             return Err(foreign(
                 format!("its marker says it is a `{}` store", marker.backend),
-                "Open it with that backend.",
+                hint,
             ));
         }
         if marker.format != format::FORMAT_VERSION {
@@ -313,7 +325,7 @@ fn identify(
         return Err(foreign(found, hint));
     }
     // A new store (or an unmarked one being adopted): the marker first, made durable.
-    let marker = Marker::new(BACKEND, format::FORMAT_VERSION);
+    let marker = Marker::new(backend, format::FORMAT_VERSION);
     let tmp = dir.join(MARKER_TMP);
     if names.iter().any(|n| n == MARKER_TMP) {
         // Left by a creation that was interrupted: ours, and holding nothing.
@@ -342,7 +354,10 @@ const LOCK_PATIENCE: Duration = Duration::from_millis(500);
 /// (to run any command) holds copies of all its descriptors, this lock's included, until the
 /// child execs, so a store closed and reopened by a process that spawns children can find its
 /// own released lock still held for that instant.
-fn take_lock(fs: &dyn crate::env::FileSystem, path: &Path) -> Result<Box<dyn crate::env::FsLock>> {
+pub(crate) fn take_lock(
+    fs: &dyn crate::env::FileSystem,
+    path: &Path,
+) -> Result<Box<dyn crate::env::FsLock>> {
     let deadline = Instant::now() + LOCK_PATIENCE;
     loop {
         match fs.lock(path) {
@@ -465,7 +480,7 @@ fn valid_record_after(buf: &[u8], from: usize) -> bool {
     }
     let crcs = crate::crc_range::RangeCrc::new(buf);
     (from..=last_start).any(|p| {
-        if !matches!(buf[p + 8], format::KIND_BATCH | format::KIND_SEAL) {
+        if !format::is_record_kind(buf[p + 8]) {
             return false;
         }
         let len = u32::from_le_bytes([buf[p], buf[p + 1], buf[p + 2], buf[p + 3]]) as usize;
@@ -556,41 +571,77 @@ pub(crate) fn scan_records(
     from: usize,
     mut on_batch: impl FnMut(usize, Vec<format::Effect>) -> std::result::Result<(), String>,
 ) -> Scan {
+    scan_with(
+        buf,
+        from,
+        format::KIND_SEAL,
+        |pos, kind, body, body_start| match kind {
+            format::KIND_BATCH => {
+                let effects =
+                    format::parse_batch(body, body_start).map_err(|error| Reject::Undecodable {
+                        what: "batch record",
+                        error,
+                    })?;
+                on_batch(pos, effects).map_err(Reject::Rejected)
+            }
+            format::KIND_SEAL => {
+                format::parse_seal(body)
+                    .map(|_| ())
+                    .map_err(|error| Reject::Undecodable {
+                        what: "seal record",
+                        error,
+                    })
+            }
+            k => Err(Reject::Rejected(format!(
+                "record kind {k} belongs to a many-logs store, not in a single-log one"
+            ))),
+        },
+    )
+}
+
+/// Why the callback of [`scan_with`] refused a record.
+pub(crate) enum Reject {
+    /// Its body does not decode.
+    Undecodable {
+        /// What the record is.
+        what: &'static str,
+        /// Why.
+        error: DecodeError,
+    },
+    /// It decodes but cannot be applied.
+    Rejected(String),
+}
+
+/// The record walk of both kinds of store: every sound record (kind, body, where the body
+/// starts) goes to `on_record` in order; a record of kind `seal_kind` ends the walk, with the
+/// trailer check.
+pub(crate) fn scan_with(
+    buf: &[u8],
+    from: usize,
+    seal_kind: u8,
+    mut on_record: impl FnMut(usize, u8, &[u8], usize) -> std::result::Result<(), Reject>,
+) -> Scan {
     let mut pos = from;
     let mut records = 0;
     let end = loop {
         match format::parse_frame(&buf[pos..]) {
-            Frame::Record {
-                kind: format::KIND_BATCH,
-                body,
-                total,
-            } => {
+            Frame::Record { kind, body, total } => {
                 records += 1;
-                let effects =
-                    match format::parse_batch(&buf[pos + body.start..pos + body.end], body.start) {
-                        Ok(effects) => effects,
-                        Err(error) => {
-                            break ScanEnd::Undecodable {
-                                at: pos,
-                                what: "batch record",
-                                error,
-                            }
+                let slice = &buf[pos + body.start..pos + body.end];
+                match on_record(pos, kind, slice, body.start) {
+                    Ok(()) => {}
+                    Err(Reject::Undecodable { what, error }) => {
+                        break ScanEnd::Undecodable {
+                            at: pos,
+                            what,
+                            error,
                         }
-                    };
-                if let Err(reason) = on_batch(pos, effects) {
-                    break ScanEnd::Rejected { at: pos, reason };
+                    }
+                    Err(Reject::Rejected(reason)) => break ScanEnd::Rejected { at: pos, reason },
                 }
-                pos += total;
-            }
-            Frame::Record { body, total, .. } => {
-                // A seal record (`parse_frame` knows no other kind).
-                records += 1;
-                if let Err(error) = format::parse_seal(&buf[pos + body.start..pos + body.end]) {
-                    break ScanEnd::Undecodable {
-                        at: pos,
-                        what: "seal record",
-                        error,
-                    };
+                if kind != seal_kind {
+                    pos += total;
+                    continue;
                 }
                 let trailer_at = pos + total;
                 let trailer = buf
@@ -663,80 +714,14 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
         engine.apply_effects(id, offset as u64, effects)
     });
     let strict = engine.opts.recovery == RecoveryMode::Strict;
-    let mut sealed = false;
-    let mut cut = false;
-    let pos = match scan.end {
-        ScanEnd::Open { at } => at,
-        ScanEnd::Rejected { at, reason } => return Err(Error::corrupt(&path, at as u64, reason)),
-        ScanEnd::Undecodable { at, error, .. } => return Err(decode_err(&path, at as u64, error)),
-        ScanEnd::Sealed { end, .. } => {
-            if buf[end..].iter().any(|&b| b != 0) {
-                return Err(Error::corrupt(
-                    &path,
-                    end as u64,
-                    "data after the trailer of a sealed segment",
-                ));
-            }
-            sealed = true;
-            if (end as u64) < len {
-                // Preallocated zeros the seal did not get to cut: the trailer must end the file.
-                file.set_len(end as u64)
-                    .map_err(|e| Error::io("truncate", &path, e))?;
-                file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
-            }
-            end
-        }
-        // The seal and its trailer are one write: a crash can leave the seal without (all of)
-        // its trailer. The seal holds nothing the records before it do not, so it is cut like
-        // a torn record, unless valid records follow.
-        ScanEnd::SealWithoutTrailer { at, trailer_at, .. } => {
-            if strict && !is_torn_tail(&buf, at) {
-                return Err(Error::corrupt(
-                    &path,
-                    trailer_at as u64,
-                    "seal record without its trailer, with valid records after it",
-                ));
-            }
-            cut = true;
-            at
-        }
-        // A damaged length field can make any record look cut short: it is a torn write only
-        // if no valid record follows.
-        ScanEnd::Truncated { at } => {
-            if strict && !is_torn_tail(&buf, at) {
-                return Err(Error::corrupt(
-                    &path,
-                    at as u64,
-                    "record runs past the end of the segment, with valid records after it",
-                ));
-            }
-            cut = true;
-            at
-        }
-        ScanEnd::Bad { at, reason } => {
-            if strict && !is_torn_tail(&buf, at) {
-                return Err(Error::corrupt(
-                    &path,
-                    at as u64,
-                    format!("{reason}, with valid records after it"),
-                ));
-            }
-            cut = true;
-            at
-        }
-    };
-    if cut {
-        // A torn final record (or, in lenient mode, everything from the first damaged one).
-        engine.stats.torn_tail_bytes_cut = len - pos as u64;
-        tracing::warn!(
-            "{}: cutting {} bytes of torn tail at offset {pos}",
-            path.display(),
-            len - pos as u64
-        );
-        file.set_len(pos as u64)
-            .map_err(|e| Error::io("truncate torn tail", &path, e))?;
-        file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
-    }
+    let (pos, sealed, cut) = settle_tail(
+        &mut engine.files.stats,
+        &path,
+        file.as_ref(),
+        &buf,
+        scan.end,
+        strict,
+    )?;
     let (first, next) = (engine.meta.first, engine.meta.next);
     let runs = engine.index.runs();
     let contiguous = runs
@@ -789,4 +774,93 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
         });
     }
     Ok(())
+}
+
+/// What open makes of the way the walk of the newest segment ended: where its records end,
+/// whether it is sealed, whether a torn tail (or, lenient, damage) was cut off (the cut made
+/// durable). Damage followed by valid records is corruption in strict mode.
+pub(crate) fn settle_tail(
+    stats: &mut Stats,
+    path: &Path,
+    file: &dyn crate::env::FsFile,
+    buf: &[u8],
+    end: ScanEnd,
+    strict: bool,
+) -> Result<(usize, bool, bool)> {
+    let len = buf.len() as u64;
+    let mut sealed = false;
+    let mut cut = false;
+    let pos = match end {
+        ScanEnd::Open { at } => at,
+        ScanEnd::Rejected { at, reason } => return Err(Error::corrupt(path, at as u64, reason)),
+        ScanEnd::Undecodable { at, error, .. } => return Err(decode_err(path, at as u64, error)),
+        ScanEnd::Sealed { end, .. } => {
+            if buf[end..].iter().any(|&b| b != 0) {
+                return Err(Error::corrupt(
+                    path,
+                    end as u64,
+                    "data after the trailer of a sealed segment",
+                ));
+            }
+            sealed = true;
+            if (end as u64) < len {
+                // Preallocated zeros the seal did not get to cut: the trailer must end the file.
+                file.set_len(end as u64)
+                    .map_err(|e| Error::io("truncate", path, e))?;
+                file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
+            }
+            end
+        }
+        // The seal and its trailer are one write: a crash can leave the seal without (all of)
+        // its trailer. The seal holds nothing the records before it do not, so it is cut like
+        // a torn record, unless valid records follow.
+        ScanEnd::SealWithoutTrailer { at, trailer_at, .. } => {
+            if strict && !is_torn_tail(&buf, at) {
+                return Err(Error::corrupt(
+                    path,
+                    trailer_at as u64,
+                    "seal record without its trailer, with valid records after it",
+                ));
+            }
+            cut = true;
+            at
+        }
+        // A damaged length field can make any record look cut short: it is a torn write only
+        // if no valid record follows.
+        ScanEnd::Truncated { at } => {
+            if strict && !is_torn_tail(&buf, at) {
+                return Err(Error::corrupt(
+                    path,
+                    at as u64,
+                    "record runs past the end of the segment, with valid records after it",
+                ));
+            }
+            cut = true;
+            at
+        }
+        ScanEnd::Bad { at, reason } => {
+            if strict && !is_torn_tail(&buf, at) {
+                return Err(Error::corrupt(
+                    path,
+                    at as u64,
+                    format!("{reason}, with valid records after it"),
+                ));
+            }
+            cut = true;
+            at
+        }
+    };
+    if cut {
+        // A torn final record (or, in lenient mode, everything from the first damaged one).
+        stats.torn_tail_bytes_cut = len - pos as u64;
+        tracing::warn!(
+            "{}: cutting {} bytes of torn tail at offset {pos}",
+            path.display(),
+            len - pos as u64
+        );
+        file.set_len(pos as u64)
+            .map_err(|e| Error::io("truncate torn tail", path, e))?;
+        file.sync_all().map_err(|e| Error::io("fsync", path, e))?;
+    }
+    Ok((pos, sealed, cut))
 }

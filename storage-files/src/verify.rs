@@ -258,6 +258,9 @@ fn replay(meta: &mut Checkpoint, effect: Effect) -> Result<(), String> {
             op.apply(meta);
             return Ok(());
         }
+        Effect::Relocate { .. } => {
+            return Err("a relocation op in a single-log store's record".into());
+        }
     }
     (meta.first, meta.next) = (bounds.first as u64, bounds.next as u64);
     Ok(())

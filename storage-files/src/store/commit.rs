@@ -1,0 +1,215 @@
+//! Group commit: writers queue their requests; the writer at the front of the queue becomes
+//! the leader, takes every queued request (up to a byte budget) and commits them together
+//! (one write, one `fdatasync`), then hands each writer its own result and wakes it. The next
+//! writer at the front leads the next group. Engine-free: the commit itself is the closure
+//! given to [`CommitQueue::submit`].
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// One writer's place: woken when its result is in, or when it reaches the front.
+struct Slot<O> {
+    wake: Condvar,
+    out: Mutex<Option<O>>,
+}
+
+struct Waiter<R, O> {
+    /// Taken by the leader that commits it.
+    req: Option<R>,
+    /// Its bytes, for the group budget.
+    bytes: usize,
+    slot: Arc<Slot<O>>,
+}
+
+/// The queue of requests waiting to be committed.
+pub(crate) struct CommitQueue<R, O> {
+    waiting: Mutex<VecDeque<Waiter<R, O>>>,
+    max_group_bytes: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Nothing panics while holding these locks; a poisoned one still holds consistent data.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<R, O> CommitQueue<R, O> {
+    /// A queue whose groups hold at most `max_group_bytes` (and at least one request).
+    pub(crate) fn new(max_group_bytes: usize) -> Self {
+        CommitQueue {
+            waiting: Mutex::new(VecDeque::new()),
+            max_group_bytes,
+        }
+    }
+
+    /// Queues `req` (of `bytes` bytes) and returns its result once a leader (this thread or
+    /// another) has committed it. A leader calls `commit` with its group, oldest first, which
+    /// must return one result per request in the same order; if it panics, every request of
+    /// the group gets `failed()`.
+    pub(crate) fn submit(
+        &self,
+        req: R,
+        bytes: usize,
+        commit: impl FnOnce(Vec<R>) -> Vec<O>,
+        failed: impl Fn() -> O,
+    ) -> O {
+        let slot = Arc::new(Slot {
+            wake: Condvar::new(),
+            out: Mutex::new(None),
+        });
+        let mut queue = lock(&self.waiting);
+        queue.push_back(Waiter {
+            req: Some(req),
+            bytes,
+            slot: slot.clone(),
+        });
+        loop {
+            if let Some(out) = lock(&slot.out).take() {
+                return out;
+            }
+            // The front request leads; a request taken into a group is never at the front
+            // while its leader (in front of it) works.
+            if queue
+                .front()
+                .is_some_and(|w| Arc::ptr_eq(&w.slot, &slot) && w.req.is_some())
+            {
+                break;
+            }
+            queue = slot.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
+        }
+        // Lead: take the queued requests, oldest first, within the budget.
+        let mut group = Vec::new();
+        let mut total = 0;
+        for w in queue.iter_mut() {
+            if !group.is_empty() && total + w.bytes > self.max_group_bytes {
+                break;
+            }
+            let Some(req) = w.req.take() else { break };
+            total += w.bytes;
+            group.push(req);
+        }
+        let n = group.len();
+        drop(queue);
+        let outs = catch_unwind(AssertUnwindSafe(|| commit(group)))
+            .ok()
+            .filter(|outs| outs.len() == n)
+            .unwrap_or_else(|| (0..n).map(|_| failed()).collect());
+        let mut queue = lock(&self.waiting);
+        let mut own = None;
+        for out in outs {
+            // Invariant: the group is the `n` requests at the front, which nobody else pops.
+            let Some(w) = queue.pop_front() else { break };
+            if Arc::ptr_eq(&w.slot, &slot) {
+                own = Some(out);
+            } else {
+                *lock(&w.slot.out) = Some(out);
+                w.slot.wake.notify_one();
+            }
+        }
+        if let Some(next) = queue.front() {
+            next.slot.wake.notify_one();
+        }
+        drop(queue);
+        own.unwrap_or_else(failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    #[test]
+    fn a_lone_writer_commits_its_own_request() {
+        let q = CommitQueue::<u32, u32>::new(1 << 20);
+        let out = q.submit(7, 1, |g| g.into_iter().map(|r| r * 2).collect(), || 0);
+        assert_eq!(out, 14);
+    }
+
+    #[test]
+    fn concurrent_writers_are_grouped_and_each_gets_its_own_result() {
+        let q = Arc::new(CommitQueue::<(usize, u64), (usize, u64)>::new(1 << 20));
+        let groups = Arc::new(Mutex::new(Vec::new()));
+        let commits = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let (q, groups, commits) = (q.clone(), groups.clone(), commits.clone());
+                std::thread::spawn(move || {
+                    for k in 0..200u64 {
+                        let out = q.submit(
+                            (t, k),
+                            100,
+                            |g| {
+                                commits.fetch_add(1, Ordering::SeqCst);
+                                // A slow commit, like an fdatasync, lets a queue build up.
+                                std::thread::sleep(Duration::from_micros(200));
+                                lock(&groups).push(g.len());
+                                g
+                            },
+                            || (usize::MAX, 0),
+                        );
+                        assert_eq!(out, (t, k), "a writer got another's result");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let groups = lock(&groups);
+        assert_eq!(
+            groups.iter().sum::<usize>(),
+            8 * 200,
+            "a request committed twice or never"
+        );
+        assert!(
+            commits.load(Ordering::SeqCst) < 8 * 200,
+            "no group ever held more than one request"
+        );
+    }
+
+    #[test]
+    fn groups_keep_the_queue_order_and_the_byte_budget() {
+        let q = Arc::new(CommitQueue::<u64, u64>::new(250));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let (q, order) = (q.clone(), order.clone());
+                std::thread::spawn(move || {
+                    for k in 0..100u64 {
+                        q.submit(
+                            t * 1000 + k,
+                            100,
+                            |g| {
+                                assert!(g.len() <= 2, "group of {} over the budget", g.len());
+                                lock(&order).extend(g.iter().copied());
+                                std::thread::sleep(Duration::from_micros(100));
+                                g
+                            },
+                            || 0,
+                        );
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        // Each writer's own requests are committed in the order it made them.
+        let order = lock(&order);
+        for t in 0..4u64 {
+            let mine: Vec<u64> = order.iter().copied().filter(|v| v / 1000 == t).collect();
+            assert_eq!(mine, (0..100).map(|k| t * 1000 + k).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn a_panicking_commit_fails_its_whole_group_and_the_queue_goes_on() {
+        let q = Arc::new(CommitQueue::<u32, Result<u32, ()>>::new(1 << 20));
+        let out = q.submit(1, 1, |_| panic!("planted"), || Err(()));
+        assert_eq!(out, Err(()));
+        let out = q.submit(2, 1, |g| g.into_iter().map(Ok).collect(), || Err(()));
+        assert_eq!(out, Ok(2));
+    }
+}

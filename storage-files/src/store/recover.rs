@@ -1,0 +1,424 @@
+//! Opening a many-logs store: lock, list, the newest segment's header (every log's
+//! checkpoint), every sealed segment's seal (positions), the newest segment's records, a torn
+//! tail cut, coverage per log, leftovers removed. Sealed segments' records are never read.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Mutex, RwLock};
+use std::time::Instant;
+
+use super::{commit::CommitQueue, stream, Counters, Inner, LogState, SegView, State, Stream};
+use crate::engine::{apply_effects, Active, Files, Segment};
+use crate::error::{Error, Result};
+use crate::format::{self, Frame, RegistryOp};
+use crate::index::Index;
+use crate::options::{FilesOptions, RecoveryMode};
+use crate::recovery::{
+    decode_err, ensure_dir, identify, live_from, scan_with, settle_tail, take_lock, Reject,
+};
+use crate::stats::Stats;
+use crate::LOCK_FILE;
+use paxstore_core::identity::MARKER_TMP;
+
+pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Inner> {
+    opts.validate()?;
+    let started = Instant::now();
+    let fs = opts.fs.clone();
+    ensure_dir(fs.as_ref(), dir)?;
+    let names = fs
+        .list(dir)
+        .map_err(|e| Error::io("list directory", dir, e))?;
+    let marker = identify(
+        fs.as_ref(),
+        dir,
+        &names,
+        opts.adopt_unmarked,
+        super::BACKEND,
+    )?;
+    let lock = take_lock(fs.as_ref(), &dir.join(LOCK_FILE))?;
+    let names = fs
+        .list(dir)
+        .map_err(|e| Error::io("list directory", dir, e))?;
+    if let Some(name) = names.iter().find(|n| !format::is_own_name(n)) {
+        return Err(Error::Foreign {
+            dir: dir.to_path_buf(),
+            found: format!("`{name}` appeared in it while it was being opened"),
+            hint: "Keep other files out of a store's directory.".into(),
+        });
+    }
+    let mut segment_ids = Vec::new();
+    let mut snapshot_ids = Vec::new();
+    let mut leftovers = Vec::new();
+    for name in names {
+        match format::parse_name(&name) {
+            Some(("segment", id)) => segment_ids.push(id),
+            Some((_, id)) => snapshot_ids.push(id),
+            None if name.ends_with(".tmp") && name != MARKER_TMP => leftovers.push(name),
+            None => {}
+        }
+    }
+    segment_ids.sort_unstable();
+    snapshot_ids.sort_unstable();
+    let background = opts.background_purge;
+    let strict = opts.recovery == RecoveryMode::Strict;
+    let mut files = Files {
+        dir: dir.to_path_buf(),
+        opts: opts.clone(),
+        fs: fs.clone(),
+        purger: crate::purge::Purger::new(fs.clone(), background),
+        _lock: lock,
+        segments: BTreeMap::new(),
+        active: None,
+        poisoned: None,
+        next_segment_id: 1,
+        next_snapshot_id: 1,
+        handles: Default::default(),
+        marker: marker.clone(),
+        stats: Stats::default(),
+    };
+    let mut state = State::default();
+    let mut next_log_id = 1;
+    let stale: Vec<u64> = segment_ids.drain(..live_from(&segment_ids)).collect();
+    let stale_below = segment_ids.first().copied().filter(|_| !stale.is_empty());
+    let mut next_snapshot_id = snapshot_ids.last().map_or(1, |&id| id + 1);
+    if let Some(&newest) = segment_ids.last() {
+        // The newest header: every log and its metadata when the segment was created.
+        let path = files.path(&format::segment_name(newest));
+        let file = fs.open(&path).map_err(|e| Error::io("open", &path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, 0)
+            .map_err(|e| Error::io("read", &path, e))?;
+        let (id, header_next_log, ckpt, hlen) =
+            format::decode_store_header(&buf).map_err(|e| decode_err(&path, 0, e))?;
+        if id != newest {
+            return Err(Error::corrupt(
+                &path,
+                12,
+                format!("header says segment {id}, file name says {newest}"),
+            ));
+        }
+        next_log_id = header_next_log;
+        next_snapshot_id = next_snapshot_id.max(ckpt.next_snapshot_id);
+        for l in ckpt.logs {
+            if l.meta.first > l.meta.next || state.names.contains_key(&l.name) {
+                return Err(Error::corrupt(
+                    &path,
+                    0,
+                    format!("header checkpoint of log `{}` is inconsistent", l.name),
+                ));
+            }
+            state.names.insert(l.name.clone(), l.id);
+            state.logs.insert(
+                l.id,
+                LogState {
+                    name: l.name,
+                    meta: l.meta,
+                    index: Index::new(),
+                    open: false,
+                },
+            );
+        }
+        // Sealed segments, oldest first: each seal's runs over the older ones'.
+        for &id in &segment_ids[..segment_ids.len() - 1] {
+            open_sealed(&mut files, &mut state, id)?;
+        }
+        for log in state.logs.values_mut() {
+            log.index.truncate(log.meta.next);
+            log.index.trim(log.meta.first);
+        }
+        // The newest segment's records. Nothing is deleted on their strength before they are
+        // made durable below (a dropped log's snapshot file goes with the orphans).
+        let scan = scan_with(
+            &buf,
+            hlen,
+            format::KIND_STORE_SEAL,
+            |pos, kind, body, start| {
+                replay(&mut state, newest, pos, kind, body, start, &mut next_log_id)
+            },
+        );
+        let (pos, sealed, cut) = settle_tail(
+            &mut files.stats,
+            &path,
+            file.as_ref(),
+            &buf,
+            scan.end,
+            strict,
+        )?;
+        for log in state.logs.values() {
+            if !log.index.covers(log.meta.first, log.meta.next) {
+                let (first, next) = (log.meta.first, log.meta.next);
+                let held = log.index.len();
+                return Err(match stale_below {
+                    Some(oldest) => Error::corrupt(
+                        files.path(&format::segment_name(oldest - 1)),
+                        0,
+                        format!(
+                            "segment {} is missing: log `{}` holds [{first}, {next}) but the \
+                             segments from {oldest} hold {held} of those entries",
+                            oldest - 1,
+                            log.name
+                        ),
+                    ),
+                    None => Error::corrupt(
+                        &path,
+                        0,
+                        format!(
+                            "after replay log `{}` holds [{first}, {next}) but the segments \
+                             hold {held} of those entries",
+                            log.name
+                        ),
+                    ),
+                });
+            }
+        }
+        files.segments.insert(
+            newest,
+            Segment {
+                file: if sealed { None } else { Some(file.clone()) },
+                path: path.clone(),
+                size: pos as u64,
+            },
+        );
+        if !sealed {
+            files.active = Some(Active {
+                id: newest,
+                end: pos as u64,
+                header_len: hlen as u64,
+                allocated: if cut { pos as u64 } else { len },
+            });
+        }
+        files.next_segment_id = newest + 1;
+        // What was just read may be only in the page cache: make it durable before acting
+        // on it (deleting, cutting, answering).
+        files.stats.fsyncs += 1;
+        file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
+    }
+    files.stats.fsyncs += 1;
+    fs.sync_dir(dir)
+        .map_err(|e| Error::io("fsync directory", dir, e))?;
+    for name in &leftovers {
+        let path = files.path(name);
+        fs.remove_file(&path)
+            .map_err(|e| Error::io("remove leftover", &path, e))?;
+    }
+    // Snapshot files the logs refer to must exist; the others are leftovers.
+    let mut referenced = Vec::new();
+    for log in state.logs.values_mut() {
+        let Some(r) = log.meta.snapshot else { continue };
+        let path = files.path(&format::snapshot_name(r.id));
+        let ok = snapshot_ids.contains(&r.id)
+            && fs
+                .open(&path)
+                .and_then(|f| f.len())
+                .is_ok_and(|len| len.checked_sub(format::SNAPSHOT_HEADER as u64) == Some(r.len));
+        if ok {
+            referenced.push(r.id);
+        } else if strict {
+            return Err(Error::corrupt(
+                &path,
+                0,
+                format!(
+                    "snapshot file of {} bytes referred to by log `{}` is missing or has the \
+                     wrong size",
+                    r.len, log.name
+                ),
+            ));
+        } else {
+            tracing::warn!(
+                "lenient recovery: forgetting missing snapshot {}",
+                path.display()
+            );
+            log.meta.snapshot = None;
+        }
+    }
+    let mut removed = !leftovers.is_empty();
+    for &id in &snapshot_ids {
+        if !referenced.contains(&id) {
+            let path = files.path(&format::snapshot_name(id));
+            fs.remove_file(&path)
+                .map_err(|e| Error::io("remove orphan snapshot", &path, e))?;
+            removed = true;
+        }
+    }
+    if removed {
+        fs.sync_dir(dir)
+            .map_err(|e| Error::io("fsync directory", dir, e))?;
+    }
+    if !stale.is_empty() {
+        let paths = stale
+            .iter()
+            .map(|&id| files.path(&format::segment_name(id)))
+            .collect();
+        files.purger.submit(paths, dir.to_path_buf(), true);
+    }
+    files.stats.last_recovery = started.elapsed();
+    let inner = Inner {
+        dir: dir.to_path_buf(),
+        opts,
+        marker,
+        queue: CommitQueue::new(super::MAX_GROUP_BYTES),
+        stream: Mutex::new(Stream {
+            files,
+            buf: Vec::new(),
+        }),
+        state: RwLock::new(state),
+        registry: Mutex::new(()),
+        next_log_id: AtomicU64::new(next_log_id),
+        next_snapshot_id: AtomicU64::new(next_snapshot_id),
+        poisoned: Mutex::new(None),
+        counters: Counters::default(),
+    };
+    {
+        let mut stream = super::lock(&inner.stream);
+        let ids: Vec<u64> = stream.files.segments.keys().copied().collect();
+        for id in ids {
+            let view = SegView {
+                path: stream.files.path(&format::segment_name(id)),
+                size: stream.files.segments[&id].size,
+                file: stream.files.handle(id)?,
+            };
+            inner.write_state().segs.insert(id, view);
+        }
+        if stream.files.active.is_none() {
+            // A new store, or a newest segment that was sealed: start the next one.
+            stream::create_segment(&inner, &mut stream)?;
+        }
+        stream::reclaim(&inner, &mut stream);
+        stream.files.check()?;
+    }
+    Ok(inner)
+}
+
+/// A sealed segment: check its header prefix and trailer, take its seal's runs.
+fn open_sealed(files: &mut Files, state: &mut State, id: u64) -> Result<()> {
+    let path = files.path(&format::segment_name(id));
+    let file = files
+        .fs
+        .open(&path)
+        .map_err(|e| Error::io("open", &path, e))?;
+    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+    let mut prefix = vec![0u8; format::SEGMENT_HEADER_PREFIX.min(len as usize)];
+    file.read_exact_at(&mut prefix, 0)
+        .map_err(|e| Error::io("read header", &path, e))?;
+    let hlen = format::store_header_len(&prefix).map_err(|e| decode_err(&path, 0, e))? as u64;
+    let trailer_at = len
+        .checked_sub(format::TRAILER_LEN as u64)
+        .filter(|&t| t >= hlen);
+    let trailer = trailer_at.and_then(|at| {
+        let mut b = [0u8; format::TRAILER_LEN];
+        file.read_exact_at(&mut b, at).ok()?;
+        format::decode_trailer(&b)
+    });
+    let (Some(t), Some(trailer_at)) = (trailer, trailer_at) else {
+        return Err(Error::corrupt(
+            &path,
+            len.saturating_sub(format::TRAILER_LEN as u64),
+            "segment is not the newest but has no valid trailer (not sealed, or damaged)",
+        ));
+    };
+    if t.seal_offset < hlen || t.seal_offset >= trailer_at {
+        return Err(Error::corrupt(
+            &path,
+            trailer_at,
+            "trailer disagrees with the file length",
+        ));
+    }
+    let mut seal = vec![0u8; (trailer_at - t.seal_offset) as usize];
+    file.read_exact_at(&mut seal, t.seal_offset)
+        .map_err(|e| Error::io("read seal", &path, e))?;
+    let runs = match format::parse_frame(&seal) {
+        Frame::Record {
+            kind: format::KIND_STORE_SEAL,
+            body,
+            total,
+        } if total == seal.len() => format::parse_store_seal(&seal[body])
+            .map_err(|e| decode_err(&path, t.seal_offset, e))?,
+        _ => return Err(Error::corrupt(&path, t.seal_offset, "seal record damaged")),
+    };
+    if runs.len() as u64 != t.count {
+        return Err(Error::corrupt(
+            &path,
+            trailer_at,
+            "trailer disagrees with the seal record",
+        ));
+    }
+    for run in runs {
+        // Runs of logs dropped since are skipped.
+        if let Some(log) = state.logs.get_mut(&run.log) {
+            if run
+                .locs
+                .iter()
+                .any(|l| l.offset as u64 + l.len as u64 > t.seal_offset)
+            {
+                return Err(Error::corrupt(
+                    &path,
+                    t.seal_offset,
+                    "seal record places entries outside the segment's records",
+                ));
+            }
+            log.index.replace(id, run.at, run.locs);
+        }
+    }
+    files.segments.insert(
+        id,
+        Segment {
+            file: None,
+            path,
+            size: len,
+        },
+    );
+    Ok(())
+}
+
+/// One record of the newest segment, replayed.
+fn replay(
+    state: &mut State,
+    seg: u64,
+    pos: usize,
+    kind: u8,
+    body: &[u8],
+    start: usize,
+    next_log_id: &mut u64,
+) -> std::result::Result<(), Reject> {
+    match kind {
+        format::KIND_LOG_BATCH => {
+            let (log, effects) =
+                format::parse_log_batch(body, start).map_err(|error| Reject::Undecodable {
+                    what: "log batch record",
+                    error,
+                })?;
+            let l = state.logs.get_mut(&log).ok_or_else(|| {
+                Reject::Rejected(format!(
+                    "a batch of log {log}, which the store does not hold"
+                ))
+            })?;
+            apply_effects(&mut l.meta, &mut l.index, seg, pos as u64, effects, true)
+                .map_err(Reject::Rejected)
+        }
+        format::KIND_REGISTRY => {
+            let op = format::parse_registry(body).map_err(|error| Reject::Undecodable {
+                what: "registry record",
+                error,
+            })?;
+            if let RegistryOp::Add { id, .. } = &op {
+                *next_log_id = (*next_log_id).max(id + 1);
+            }
+            stream::apply_registry(state, &op)
+                .map(|_| ())
+                .map_err(Reject::Rejected)
+        }
+        format::KIND_STORE_SEAL => {
+            format::parse_store_seal(body)
+                .map(|_| ())
+                .map_err(|error| Reject::Undecodable {
+                    what: "seal record",
+                    error,
+                })
+        }
+        k => Err(Reject::Rejected(format!(
+            "record kind {k} belongs to a single-log store, not in a many-logs one"
+        ))),
+    }
+}

@@ -1,0 +1,506 @@
+//! The leader's work: writing a group of records to the stream, rotating segments (seal,
+//! header with every log's checkpoint, relocation of old live entries), reclaiming dead
+//! segments; and the readers' way to entries.
+
+use std::sync::atomic::Ordering;
+
+use super::{lock, Action, Inner, LogState, Request, SegView, State, Stream};
+use crate::engine::apply_effects;
+use crate::error::{Error, Result};
+use crate::format::{
+    self, BatchBuilder, LogCheckpoint, RegistryOp, SealRun, StoreCheckpoint, Trailer,
+};
+
+/// Largest relocation record (entry bytes).
+const RELOCATE_CHUNK: u64 = 1 << 20;
+
+/// A copy of `e` for the other members of a group that failed together.
+fn duplicate(e: &Error) -> Error {
+    match e {
+        Error::Io { op, path, source } => Error::Io {
+            op,
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::Poisoned { reason } => Error::Poisoned {
+            reason: reason.clone(),
+        },
+        Error::Corrupt {
+            path,
+            offset,
+            reason,
+        } => Error::corrupt(path, *offset, reason.clone()),
+        Error::TooLarge { bytes, limit } => Error::TooLarge {
+            bytes: *bytes,
+            limit: *limit,
+        },
+        other => Error::Poisoned {
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Commits a group: one write and at most one `fdatasync` per run of records that fits in the
+/// active segment (rotating between runs), then applies each record. One result per request.
+pub(crate) fn lead(inner: &Inner, group: Vec<Request>) -> Vec<Result<()>> {
+    let n = group.len();
+    let mut outs: Vec<Option<Result<()>>> = (0..n).map(|_| None).collect();
+    let mut stream = lock(&inner.stream);
+    let mut i = 0;
+    let mut freed = false;
+    while i < n {
+        if let Err(e) = stream.files.check() {
+            inner.poison(&e);
+            for out in &mut outs[i..] {
+                *out = Some(Err(duplicate(&e)));
+            }
+            break;
+        }
+        let first = &group[i];
+        if first.record.len() as u64 - format::RECORD_HEADER as u64 > format::MAX_RECORD_BODY {
+            outs[i] = Some(Err(Error::TooLarge {
+                bytes: first.record.len() as u64,
+                limit: format::MAX_RECORD_BODY,
+            }));
+            i += 1;
+            continue;
+        }
+        if stream
+            .files
+            .full_for(first.record.len() as u64, first.frees)
+        {
+            if let Err(e) = rotate(inner, &mut stream) {
+                for out in &mut outs[i..] {
+                    *out = Some(Err(duplicate(&e)));
+                }
+                break;
+            }
+        }
+        // The longest run of records from `i` that fits in the active segment.
+        let mut j = i + 1;
+        let mut total = first.record.len() as u64;
+        let room = stream.files.active.as_ref().map_or(0, |a| {
+            (stream.files.opts.segment_size).saturating_sub(a.end + 2 * format::TRAILER_LEN as u64)
+        });
+        while j < n && total + group[j].record.len() as u64 <= room {
+            total += group[j].record.len() as u64;
+            j += 1;
+        }
+        let sync = group[i..j].iter().any(|r| r.sync);
+        let frees = group[i..j].iter().all(|r| r.frees);
+        let written = if j == i + 1 {
+            stream.files.write_record(&group[i].record, sync, frees)
+        } else {
+            let mut buf = std::mem::take(&mut stream.buf);
+            buf.clear();
+            for r in &group[i..j] {
+                buf.extend_from_slice(&r.record);
+            }
+            let written = stream.files.write_record(&buf, sync, frees);
+            if buf.capacity() <= 2 * super::MAX_GROUP_BYTES {
+                stream.buf = buf;
+            }
+            written
+        };
+        inner.counters.groups.fetch_add(1, Ordering::Relaxed);
+        match written {
+            Ok((seg, mut offset)) => {
+                let mut state = inner.write_state();
+                grew(&mut state, seg, offset + total);
+                for k in i..j {
+                    let applied = apply(&mut state, &mut stream, seg, offset, &group[k]);
+                    offset += group[k].record.len() as u64;
+                    freed |= group[k].frees;
+                    outs[k] = Some(match applied {
+                        Ok(()) => Ok(()),
+                        Err(reason) => {
+                            // The record is durable but memory disagrees with it: only a
+                            // reopen can say what the log holds.
+                            let e = Error::Poisoned {
+                                reason: format!("a record could not be applied: {reason}"),
+                            };
+                            stream.files.poisoned.get_or_insert(e.to_string());
+                            inner.poison(&e);
+                            Err(e)
+                        }
+                    });
+                }
+                inner
+                    .counters
+                    .records
+                    .fetch_add((j - i) as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                if stream.files.check().is_err() {
+                    inner.poison(&e);
+                }
+                for out in &mut outs[i..j] {
+                    *out = Some(Err(duplicate(&e)));
+                }
+            }
+        }
+        i = j;
+    }
+    if freed {
+        reclaim(inner, &mut stream);
+    }
+    drop(stream);
+    // Requests still unanswered come after a failure that stopped the group.
+    outs.into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| {
+                Err(Error::Poisoned {
+                    reason: "the group commit stopped".into(),
+                })
+            })
+        })
+        .collect()
+}
+
+/// Applies one durable record at `offset` of segment `seg`.
+fn apply(
+    state: &mut State,
+    stream: &mut Stream,
+    seg: u64,
+    offset: u64,
+    req: &Request,
+) -> std::result::Result<(), String> {
+    match &req.action {
+        Action::Batch { log, effects } => {
+            let l = state
+                .logs
+                .get_mut(log)
+                .ok_or_else(|| format!("a batch of log {log}, which the store does not hold"))?;
+            let old = l.meta.snapshot;
+            apply_effects(
+                &mut l.meta,
+                &mut l.index,
+                seg,
+                offset,
+                effects.clone(),
+                true,
+            )?;
+            // A replaced snapshot file is dead once the record (synced) is applied.
+            if let Some(old) = old.filter(|o| Some(o.id) != l.meta.snapshot.map(|s| s.id)) {
+                let dir = stream.files.dir.clone();
+                let path = dir.join(format::snapshot_name(old.id));
+                stream.files.purger.submit(vec![path], dir, true);
+            }
+            Ok(())
+        }
+        Action::Registry(op) => {
+            // A dropped log's snapshot file is dead once the (synced) record is applied.
+            if let Some(id) = apply_registry(state, op)? {
+                let dir = stream.files.dir.clone();
+                let path = dir.join(format::snapshot_name(id));
+                stream.files.purger.submit(vec![path], dir, true);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Adds or drops a log in memory (the record is durable, or being replayed); a dropped log's
+/// snapshot file id, for the caller to delete once that is safe.
+pub(crate) fn apply_registry(
+    state: &mut State,
+    op: &RegistryOp,
+) -> std::result::Result<Option<u64>, String> {
+    match op {
+        RegistryOp::Add { id, name } => {
+            if state.logs.contains_key(id) || state.names.contains_key(name) {
+                return Err(format!("log {id} (`{name}`) added twice"));
+            }
+            state.logs.insert(*id, LogState::new(name.clone()));
+            state.names.insert(name.clone(), *id);
+        }
+        RegistryOp::Drop { id } => {
+            let log = state
+                .logs
+                .remove(id)
+                .ok_or_else(|| format!("log {id} dropped but not held"))?;
+            state.names.remove(&log.name);
+            return Ok(log.meta.snapshot.map(|r| r.id));
+        }
+    }
+    Ok(None)
+}
+
+/// Deletes the segments older than every log's oldest needed segment (never the newest).
+pub(crate) fn reclaim(inner: &Inner, stream: &mut Stream) {
+    let keep_from = inner
+        .read_state()
+        .logs
+        .values()
+        .filter_map(|l| l.index.oldest_segment())
+        .min();
+    let before: Vec<u64> = stream.files.segments.keys().copied().collect();
+    stream.files.delete_below(keep_from);
+    let mut state = inner.write_state();
+    for id in before {
+        if !stream.files.segments.contains_key(&id) {
+            state.segs.remove(&id);
+        }
+    }
+}
+
+/// Seals the active segment and starts the next one now (an API call: takes the stream).
+pub(crate) fn rotate_now(inner: &Inner) -> Result<()> {
+    let mut stream = lock(&inner.stream);
+    stream.files.check()?;
+    let result = rotate(inner, &mut stream);
+    if let Err(e) = &result {
+        if stream.files.check().is_err() {
+            inner.poison(e);
+        }
+    }
+    result
+}
+
+/// Seal (every log's runs in the active segment), new segment (header with every log's
+/// checkpoint), then relocation of old live entries if the segments take too much space.
+pub(crate) fn rotate(inner: &Inner, stream: &mut Stream) -> Result<()> {
+    if let Some(active) = stream.files.active.as_ref() {
+        let (id, end) = (active.id, active.end);
+        let runs = seal_runs(&inner.read_state(), id);
+        let mut buf = format::encode_store_seal(&runs);
+        buf.extend_from_slice(&format::encode_trailer(&Trailer {
+            seal_offset: end,
+            first: 0,
+            count: runs.len() as u64,
+        }));
+        stream.files.write_seal(&buf)?;
+        let size = stream.files.segments.get(&id).map(|s| s.size);
+        if let (Some(size), Some(view)) = (size, inner.write_state().segs.get_mut(&id)) {
+            view.size = size;
+        }
+    }
+    create_segment(inner, stream)?;
+    relocate(inner, stream)
+}
+
+/// Every log's live runs stored in segment `seg`.
+fn seal_runs(state: &State, seg: u64) -> Vec<SealRun> {
+    let mut runs = Vec::new();
+    for (&id, log) in &state.logs {
+        for run in log.index.runs().iter().filter(|r| r.seg == seg) {
+            // Runs of the active segment and relocated runs are built in memory: loaded.
+            if let Some(v) = run.loaded() {
+                runs.push(SealRun {
+                    log: id,
+                    at: run.start,
+                    locs: v[(run.start - run.base) as usize..(run.end - run.base) as usize]
+                        .to_vec(),
+                });
+            }
+        }
+    }
+    runs
+}
+
+/// Creates the next segment with every log's checkpoint in its header.
+pub(crate) fn create_segment(inner: &Inner, stream: &mut Stream) -> Result<()> {
+    let header = {
+        let state = inner.read_state();
+        let ckpt = StoreCheckpoint {
+            next_snapshot_id: inner.next_snapshot_id.load(Ordering::SeqCst),
+            logs: state
+                .logs
+                .iter()
+                .map(|(&id, l)| LogCheckpoint {
+                    id,
+                    name: l.name.clone(),
+                    meta: l.meta.clone(),
+                })
+                .collect(),
+        };
+        format::encode_store_header(
+            stream.files.next_segment_id,
+            inner.next_log_id.load(Ordering::SeqCst),
+            &ckpt,
+        )?
+    };
+    stream.files.create_segment_with(&header)?;
+    let id = stream.files.next_segment_id - 1;
+    let view = SegView {
+        path: stream.files.path(&format::segment_name(id)),
+        size: header.len() as u64,
+        file: stream.files.handle(id)?,
+    };
+    inner.write_state().segs.insert(id, view);
+    Ok(())
+}
+
+/// The space rule: while the segments hold more than `max(4 × segment size, 2 × live bytes +
+/// 2 × segment size)`, copy the live entries of the oldest segments forward (at most half a
+/// segment of entries per rotation), durably, then delete what that freed.
+fn relocate(inner: &Inner, stream: &mut Stream) -> Result<()> {
+    let seg_size = stream.files.opts.segment_size;
+    let (mut total, live) = {
+        let state = inner.read_state();
+        let total: u64 = stream.files.segments.values().map(|s| s.size).sum();
+        let live: u64 = state.logs.values().map(|l| l.index.live_bytes()).sum();
+        (total, live)
+    };
+    let budget = (4 * seg_size).max(2 * live + 2 * seg_size);
+    let Some(active) = stream.files.active.as_ref().map(|a| a.id) else {
+        return Ok(());
+    };
+    let mut moved = 0u64;
+    let mut any = false;
+    let oldest: Vec<(u64, u64)> = stream
+        .files
+        .segments
+        .iter()
+        .filter(|(&id, _)| id < active)
+        .map(|(&id, s)| (id, s.size))
+        .collect();
+    'segments: for (seg, size) in oldest {
+        if total <= budget || moved >= seg_size / 2 {
+            break;
+        }
+        // Every log's live entries in `seg`, in chunks of at most RELOCATE_CHUNK bytes:
+        // (log, from, to).
+        let work: Vec<(u64, u64, u64)> = {
+            let state = inner.read_state();
+            let mut work = Vec::new();
+            for (&id, l) in &state.logs {
+                for run in l.index.runs().iter().filter(|r| r.seg == seg) {
+                    let Some(locs) = run.loaded() else { continue };
+                    let (mut from, mut bytes) = (run.start, 0u64);
+                    for i in run.start..run.end {
+                        let len = locs
+                            .get((i - run.base) as usize)
+                            .map_or(0, |l| l.len as u64);
+                        if bytes > 0 && bytes + len > RELOCATE_CHUNK {
+                            work.push((id, from, i));
+                            (from, bytes) = (i, 0);
+                        }
+                        bytes += len;
+                    }
+                    work.push((id, from, run.end));
+                }
+            }
+            work
+        };
+        for (log, from, to) in work {
+            let mut entries: Vec<Vec<u8>> = Vec::with_capacity((to - from) as usize);
+            read_entries(inner, log, from, to, |e| {
+                entries.push(e.to_vec());
+                Ok(())
+            })?;
+            let bytes: u64 = entries.iter().map(|e| e.len() as u64).sum();
+            let mut batch = BatchBuilder::for_log(log, Vec::new());
+            batch.relocate(from, entries.iter().map(|e| e.as_slice()));
+            let (record, effects) = batch.finish();
+            if stream.files.full_for(record.len() as u64, false) {
+                break 'segments;
+            }
+            let (s, offset) = stream.files.write_record(&record, false, false)?;
+            let mut state = inner.write_state();
+            grew(&mut state, s, offset + record.len() as u64);
+            let l = state.logs.get_mut(&log).ok_or_else(|| Error::Poisoned {
+                reason: format!("log {log} vanished during relocation"),
+            })?;
+            if let Err(reason) = apply_effects(&mut l.meta, &mut l.index, s, offset, effects, true)
+            {
+                let e = Error::Poisoned {
+                    reason: format!("a relocation could not be applied: {reason}"),
+                };
+                stream.files.poisoned.get_or_insert(e.to_string());
+                return Err(e);
+            }
+            drop(state);
+            moved += bytes;
+            any = true;
+            inner
+                .counters
+                .relocated_bytes
+                .fetch_add(bytes, Ordering::Relaxed);
+        }
+        total = total.saturating_sub(size);
+    }
+    if any {
+        // The copies must be durable before the old segments go.
+        let file = stream.files.handle(active)?;
+        stream.files.stats.fsyncs += 1;
+        if let Err(e) = file.sync_data() {
+            let e = Error::io(
+                "fdatasync",
+                stream.files.path(&format::segment_name(active)),
+                e,
+            );
+            stream.files.poisoned.get_or_insert(e.to_string());
+            return Err(e);
+        }
+        reclaim(inner, stream);
+    }
+    Ok(())
+}
+
+/// Calls `f` with the encoded bytes of each entry `[from, to)` of log `log` (all stored), in
+/// order, checksums checked. The positions and descriptors are taken under the state's lock;
+/// the reads run without it.
+pub(crate) fn read_entries(
+    inner: &Inner,
+    log: u64,
+    from: u64,
+    to: u64,
+    mut f: impl FnMut(&[u8]) -> Result<()>,
+) -> Result<()> {
+    let pieces = {
+        let state = inner.read_state();
+        let l = state.logs.get(&log).ok_or_else(|| Error::NoSuchLog {
+            name: format!("#{log}"),
+        })?;
+        let mut pieces = Vec::new();
+        let mut i = from;
+        let missing = |i: u64| {
+            Error::corrupt(
+                &inner.dir,
+                0,
+                format!("log `{}`: no position for entry {i}", l.name),
+            )
+        };
+        let mut k = l.index.find(i).ok_or_else(|| missing(i))?;
+        while i < to {
+            let run = l.index.runs().get(k).ok_or_else(|| missing(i))?;
+            let locs = run.loaded().ok_or_else(|| missing(i))?;
+            let hi = to.min(run.end);
+            if run.start > i || hi <= i {
+                return Err(missing(i));
+            }
+            let slice = locs
+                .get((i - run.base) as usize..(hi - run.base) as usize)
+                .ok_or_else(|| missing(i))?
+                .to_vec();
+            let seg = state.segs.get(&run.seg).ok_or_else(|| {
+                Error::corrupt(
+                    stream_path(inner, run.seg),
+                    0,
+                    "segment of a live entry is missing",
+                )
+            })?;
+            pieces.push((seg.file.clone(), seg.path.clone(), seg.size, slice, i));
+            i = hi;
+            k += 1;
+        }
+        pieces
+    };
+    let mut buf = Vec::new();
+    for (file, path, size, slice, i) in pieces {
+        crate::engine::read_slice(file.as_ref(), &path, size, &slice, i, &mut buf, &mut f)?;
+    }
+    Ok(())
+}
+
+/// Segment `seg` now holds `end` bytes (readers check positions against it).
+fn grew(state: &mut State, seg: u64, end: u64) {
+    if let Some(view) = state.segs.get_mut(&seg) {
+        view.size = view.size.max(end);
+    }
+}
+
+fn stream_path(inner: &Inner, seg: u64) -> std::path::PathBuf {
+    inner.dir.join(format::segment_name(seg))
+}
