@@ -979,7 +979,7 @@ pub(crate) fn write_snapshot(
 
 /// Reads snapshot file `r` in `dir` and checks it against `r`: its encoded bytes.
 pub(crate) fn read_snapshot(fs: &dyn FileSystem, dir: &Path, r: SnapshotRef) -> Result<Vec<u8>> {
-    let path = dir.join(&format::snapshot_name(r.id));
+    let path = dir.join(format::snapshot_name(r.id));
     let file = fs
         .open(&path)
         .map_err(|e| Error::io("open snapshot", &path, e))?;

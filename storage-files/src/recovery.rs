@@ -815,7 +815,7 @@ pub(crate) fn settle_tail(
         // its trailer. The seal holds nothing the records before it do not, so it is cut like
         // a torn record, unless valid records follow.
         ScanEnd::SealWithoutTrailer { at, trailer_at, .. } => {
-            if strict && !is_torn_tail(&buf, at) {
+            if strict && !is_torn_tail(buf, at) {
                 return Err(Error::corrupt(
                     path,
                     trailer_at as u64,
@@ -828,7 +828,7 @@ pub(crate) fn settle_tail(
         // A damaged length field can make any record look cut short: it is a torn write only
         // if no valid record follows.
         ScanEnd::Truncated { at } => {
-            if strict && !is_torn_tail(&buf, at) {
+            if strict && !is_torn_tail(buf, at) {
                 return Err(Error::corrupt(
                     path,
                     at as u64,
@@ -839,7 +839,7 @@ pub(crate) fn settle_tail(
             at
         }
         ScanEnd::Bad { at, reason } => {
-            if strict && !is_torn_tail(&buf, at) {
+            if strict && !is_torn_tail(buf, at) {
                 return Err(Error::corrupt(
                     path,
                     at as u64,
