@@ -68,5 +68,5 @@ pub use paxstore_core::SyncPolicy;
 pub use recovery::{BACKEND, LOCK_FILE};
 pub use stats::Stats;
 pub use storage::FilesStorage;
-pub use store::{FilesLog, FilesStore, StoreStats, BACKEND as MULTI_BACKEND};
+pub use store::{verify_store, FilesLog, FilesStore, StoreStats, BACKEND as MULTI_BACKEND};
 pub use verify::verify;

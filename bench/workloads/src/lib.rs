@@ -59,7 +59,9 @@ pub struct Measurement {
 }
 
 impl Measurement {
-    fn timed(name: impl Into<String>, ops: u64, elements: u64, elapsed: Duration) -> Self {
+    /// A measurement of `ops` operations moving `elements` elements in `elapsed` (the median
+    /// per op is `elapsed / ops`).
+    pub fn timed(name: impl Into<String>, ops: u64, elements: u64, elapsed: Duration) -> Self {
         Measurement {
             name: name.into(),
             ops,

@@ -26,6 +26,13 @@ struct Waiter<R, O> {
 pub(crate) struct CommitQueue<R, O> {
     waiting: Mutex<VecDeque<Waiter<R, O>>>,
     max_group_bytes: usize,
+    /// Woken when a request is queued: a leader waiting for its group to fill.
+    arrived: Condvar,
+    /// The largest group seen lately: a leader whose queue holds fewer waits (at most
+    /// `max_wait`) for the writers of the last group to come back, instead of committing half
+    /// of them and leaving the other half to the next group.
+    recent: Mutex<(usize, u32)>,
+    max_wait: std::time::Duration,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -39,6 +46,14 @@ impl<R, O> CommitQueue<R, O> {
         CommitQueue {
             waiting: Mutex::new(VecDeque::new()),
             max_group_bytes,
+            arrived: Condvar::new(),
+            recent: Mutex::new((1, 0)),
+            max_wait: std::time::Duration::from_micros(
+                std::env::var("PAXSTORE_GROUP_WAIT_US")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(100),
+            ),
         }
     }
 
@@ -63,6 +78,7 @@ impl<R, O> CommitQueue<R, O> {
             bytes,
             slot: slot.clone(),
         });
+        self.arrived.notify_one();
         loop {
             if let Some(out) = lock(&slot.out).take() {
                 return out;
@@ -77,7 +93,23 @@ impl<R, O> CommitQueue<R, O> {
             }
             queue = slot.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
         }
-        // Lead: take the queued requests, oldest first, within the budget.
+        // Lead: wait briefly for the writers of the last groups, then take the queued
+        // requests, oldest first, within the budget.
+        let want = lock(&self.recent).0;
+        if queue.len() < want && !self.max_wait.is_zero() {
+            let deadline = std::time::Instant::now() + self.max_wait;
+            while queue.len() < want {
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                queue = self
+                    .arrived
+                    .wait_timeout(queue, deadline - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        }
         let mut group = Vec::new();
         let mut total = 0;
         for w in queue.iter_mut() {
@@ -90,6 +122,16 @@ impl<R, O> CommitQueue<R, O> {
         }
         let n = group.len();
         drop(queue);
+        {
+            // The largest group of the last 64, so that a load that drops is followed.
+            let mut recent = lock(&self.recent);
+            recent.1 += 1;
+            if recent.1 >= 64 {
+                *recent = (n, 0);
+            } else {
+                recent.0 = recent.0.max(n);
+            }
+        }
         let outs = catch_unwind(AssertUnwindSafe(|| commit(group)))
             .ok()
             .filter(|outs| outs.len() == n)

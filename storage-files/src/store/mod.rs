@@ -21,6 +21,9 @@
 mod commit;
 mod recover;
 mod stream;
+mod verify;
+
+pub use verify::verify_store;
 
 use std::collections::BTreeMap;
 use std::marker::PhantomData;

@@ -294,70 +294,10 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Inner> {
 /// A sealed segment: check its header prefix and trailer, take its seal's runs.
 fn open_sealed(files: &mut Files, state: &mut State, id: u64) -> Result<()> {
     let path = files.path(&format::segment_name(id));
-    let file = files
-        .fs
-        .open(&path)
-        .map_err(|e| Error::io("open", &path, e))?;
-    let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
-    let mut prefix = vec![0u8; format::SEGMENT_HEADER_PREFIX.min(len as usize)];
-    file.read_exact_at(&mut prefix, 0)
-        .map_err(|e| Error::io("read header", &path, e))?;
-    let hlen = format::store_header_len(&prefix).map_err(|e| decode_err(&path, 0, e))? as u64;
-    let trailer_at = len
-        .checked_sub(format::TRAILER_LEN as u64)
-        .filter(|&t| t >= hlen);
-    let trailer = trailer_at.and_then(|at| {
-        let mut b = [0u8; format::TRAILER_LEN];
-        file.read_exact_at(&mut b, at).ok()?;
-        format::decode_trailer(&b)
-    });
-    let (Some(t), Some(trailer_at)) = (trailer, trailer_at) else {
-        return Err(Error::corrupt(
-            &path,
-            len.saturating_sub(format::TRAILER_LEN as u64),
-            "segment is not the newest but has no valid trailer (not sealed, or damaged)",
-        ));
-    };
-    if t.seal_offset < hlen || t.seal_offset >= trailer_at {
-        return Err(Error::corrupt(
-            &path,
-            trailer_at,
-            "trailer disagrees with the file length",
-        ));
-    }
-    let mut seal = vec![0u8; (trailer_at - t.seal_offset) as usize];
-    file.read_exact_at(&mut seal, t.seal_offset)
-        .map_err(|e| Error::io("read seal", &path, e))?;
-    let runs = match format::parse_frame(&seal) {
-        Frame::Record {
-            kind: format::KIND_STORE_SEAL,
-            body,
-            total,
-        } if total == seal.len() => format::parse_store_seal(&seal[body])
-            .map_err(|e| decode_err(&path, t.seal_offset, e))?,
-        _ => return Err(Error::corrupt(&path, t.seal_offset, "seal record damaged")),
-    };
-    if runs.len() as u64 != t.count {
-        return Err(Error::corrupt(
-            &path,
-            trailer_at,
-            "trailer disagrees with the seal record",
-        ));
-    }
+    let (len, _, runs) = read_seal(files.fs.as_ref(), &path)?;
     for run in runs {
         // Runs of logs dropped since are skipped.
         if let Some(log) = state.logs.get_mut(&run.log) {
-            if run
-                .locs
-                .iter()
-                .any(|l| l.offset as u64 + l.len as u64 > t.seal_offset)
-            {
-                return Err(Error::corrupt(
-                    &path,
-                    t.seal_offset,
-                    "seal record places entries outside the segment's records",
-                ));
-            }
             log.index.replace(id, run.at, run.locs);
         }
     }
@@ -372,8 +312,76 @@ fn open_sealed(files: &mut Files, state: &mut State, id: u64) -> Result<()> {
     Ok(())
 }
 
+/// Reads a sealed segment's header prefix, trailer and seal record: the file's length, the
+/// seal's offset and its runs (positions checked to lie before the seal).
+pub(crate) fn read_seal(
+    fs: &dyn crate::env::FileSystem,
+    path: &Path,
+) -> Result<(u64, u64, Vec<format::SealRun>)> {
+    let file = fs.open(path).map_err(|e| Error::io("open", path, e))?;
+    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    let mut prefix = vec![0u8; format::SEGMENT_HEADER_PREFIX.min(len as usize)];
+    file.read_exact_at(&mut prefix, 0)
+        .map_err(|e| Error::io("read header", path, e))?;
+    let hlen = format::store_header_len(&prefix).map_err(|e| decode_err(path, 0, e))? as u64;
+    let trailer_at = len
+        .checked_sub(format::TRAILER_LEN as u64)
+        .filter(|&t| t >= hlen);
+    let trailer = trailer_at.and_then(|at| {
+        let mut b = [0u8; format::TRAILER_LEN];
+        file.read_exact_at(&mut b, at).ok()?;
+        format::decode_trailer(&b)
+    });
+    let (Some(t), Some(trailer_at)) = (trailer, trailer_at) else {
+        return Err(Error::corrupt(
+            path,
+            len.saturating_sub(format::TRAILER_LEN as u64),
+            "segment is not the newest but has no valid trailer (not sealed, or damaged)",
+        ));
+    };
+    if t.seal_offset < hlen || t.seal_offset >= trailer_at {
+        return Err(Error::corrupt(
+            path,
+            trailer_at,
+            "trailer disagrees with the file length",
+        ));
+    }
+    let mut seal = vec![0u8; (trailer_at - t.seal_offset) as usize];
+    file.read_exact_at(&mut seal, t.seal_offset)
+        .map_err(|e| Error::io("read seal", path, e))?;
+    let runs = match format::parse_frame(&seal) {
+        Frame::Record {
+            kind: format::KIND_STORE_SEAL,
+            body,
+            total,
+        } if total == seal.len() => {
+            format::parse_store_seal(&seal[body]).map_err(|e| decode_err(path, t.seal_offset, e))?
+        }
+        _ => return Err(Error::corrupt(path, t.seal_offset, "seal record damaged")),
+    };
+    if runs.len() as u64 != t.count {
+        return Err(Error::corrupt(
+            path,
+            trailer_at,
+            "trailer disagrees with the seal record",
+        ));
+    }
+    if runs
+        .iter()
+        .flat_map(|r| &r.locs)
+        .any(|l| l.offset as u64 + l.len as u64 > t.seal_offset)
+    {
+        return Err(Error::corrupt(
+            path,
+            t.seal_offset,
+            "seal record places entries outside the segment's records",
+        ));
+    }
+    Ok((len, t.seal_offset, runs))
+}
+
 /// One record of the newest segment, replayed.
-fn replay(
+pub(crate) fn replay(
     state: &mut State,
     seg: u64,
     pos: usize,

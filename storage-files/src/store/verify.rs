@@ -1,0 +1,255 @@
+//! Checking a many-logs store's directory without opening it: [`verify_store`].
+
+use std::path::Path;
+
+use paxstore_core::verify::{
+    check_marker, describe_stopsign, LogSummary, Part, Problem, Summary, Unreadable,
+};
+
+use super::recover::{read_seal, replay};
+use super::{LogState, State};
+use crate::env::StdFs;
+use crate::format::{self, Effect};
+use crate::index::Index;
+use crate::recovery::{is_torn_tail, live_from, scan_with, ScanEnd};
+
+/// Reads and checks the many-logs store (`FilesStore`, marker `files-multi`) in `dir` without
+/// opening it: no lock, nothing written or cut. It checks what open reads, by open's own
+/// functions: the newest segment's header (every log's checkpoint), every sealed segment's
+/// header prefix, trailer and seal record, the newest segment's records replayed (each
+/// entry's checksum checked), that every log's entries are all held, and that every snapshot
+/// a log refers to is there with its size. A torn final record is a note (the next open cuts
+/// it off); damage with valid records after it is a problem.
+///
+/// [`Unreadable`] when `dir` cannot be read or is not a many-logs store.
+pub fn verify_store(dir: &Path) -> Result<Summary, Unreadable> {
+    let fs = StdFs;
+    let mut problems = Vec::new();
+    let mut notes = Vec::new();
+    let mut parts = Vec::new();
+    let mut segments = Vec::new();
+    let mut snapshots = Vec::new();
+    for name in paxstore_core::verify::list_dir(dir)? {
+        let bytes = std::fs::symlink_metadata(dir.join(&name))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        match format::parse_name(&name) {
+            Some(("segment", id)) => segments.push((id, name.clone(), bytes)),
+            Some((_, id)) => snapshots.push((id, name.clone(), bytes)),
+            None if format::is_own_name(&name) => {}
+            None => problems.push(Problem {
+                file: dir.join(&name),
+                offset: None,
+                reason: "a file no paxstore-files store writes".into(),
+            }),
+        }
+        parts.push((name, bytes));
+    }
+    segments.sort_unstable();
+    let (marker, missing) = check_marker(
+        dir,
+        super::BACKEND,
+        format::FORMAT_VERSION,
+        "`FilesOptions::adopt_unmarked_store(true)`",
+    )?;
+    if marker.is_none() && segments.is_empty() {
+        return Err(Unreadable::new(dir, "not a many-logs paxstore-files store"));
+    }
+    problems.extend(missing);
+    let live = live_from(&segments.iter().map(|s| s.0).collect::<Vec<_>>());
+    for (_, name, _) in &segments[..live] {
+        notes.push(format!(
+            "{name}: below a gap in the segment ids, dead (deleted at the next open)"
+        ));
+    }
+    let segments = &segments[live..];
+    let mut state = State::default();
+    let mut records = 0u64;
+    let mut entries = 0u64;
+    let problem = |path: &Path, offset: Option<u64>, reason: String| Problem {
+        file: path.to_path_buf(),
+        offset,
+        reason,
+    };
+    if let Some((newest, newest_name, _)) = segments.last() {
+        let path = dir.join(newest_name);
+        let buf = std::fs::read(&path).map_err(|e| Unreadable::new(&path, e.to_string()))?;
+        match format::decode_store_header(&buf) {
+            Err(e) => problems.push(problem(&path, Some(0), format!("segment header: {e:?}"))),
+            Ok((_, mut next_log_id, ckpt, hlen)) => {
+                for l in ckpt.logs {
+                    state.names.insert(l.name.clone(), l.id);
+                    state.logs.insert(
+                        l.id,
+                        LogState {
+                            name: l.name,
+                            meta: l.meta,
+                            index: Index::new(),
+                            open: false,
+                        },
+                    );
+                }
+                for (id, name, _) in &segments[..segments.len() - 1] {
+                    let spath = dir.join(name);
+                    match read_seal(&fs, &spath) {
+                        Ok((_, _, runs)) => {
+                            records += 1;
+                            for run in runs {
+                                if let Some(log) = state.logs.get_mut(&run.log) {
+                                    log.index.replace(*id, run.at, run.locs);
+                                }
+                            }
+                        }
+                        Err(e) => problems.push(problem(&spath, None, e.to_string())),
+                    }
+                }
+                for log in state.logs.values_mut() {
+                    log.index.truncate(log.meta.next);
+                    log.index.trim(log.meta.first);
+                }
+                let mut bad_entries = Vec::new();
+                let scan = scan_with(
+                    &buf,
+                    hlen,
+                    format::KIND_STORE_SEAL,
+                    |pos, kind, body, start| {
+                        if kind == format::KIND_LOG_BATCH {
+                            if let Ok((_, effects)) = format::parse_log_batch(body, start) {
+                                for e in &effects {
+                                    if let Effect::Append { locs, .. }
+                                    | Effect::Relocate { locs, .. } = e
+                                    {
+                                        for l in locs {
+                                            entries += 1;
+                                            let at = pos + l.offset as usize;
+                                            let crc = buf.get(at - 4..at).map(|b| {
+                                                u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                                            });
+                                            if buf.get(at..at + l.len as usize).map(crc32c::crc32c)
+                                                != crc
+                                            {
+                                                bad_entries.push(at as u64);
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                        replay(
+                            &mut state,
+                            *newest,
+                            pos,
+                            kind,
+                            body,
+                            start,
+                            &mut next_log_id,
+                        )
+                    },
+                );
+                for at in bad_entries {
+                    problems.push(problem(&path, Some(at), "entry checksum mismatch".into()));
+                }
+                records += scan.records;
+                match scan.end {
+                    ScanEnd::Open { .. } | ScanEnd::Sealed { .. } => {}
+                    ScanEnd::Rejected { at, reason } => {
+                        problems.push(problem(&path, Some(at as u64), reason))
+                    }
+                    ScanEnd::Undecodable { at, what, error } => problems.push(problem(
+                        &path,
+                        Some(at as u64),
+                        format!("{what}: {error:?}"),
+                    )),
+                    ScanEnd::Truncated { at }
+                    | ScanEnd::Bad { at, .. }
+                    | ScanEnd::SealWithoutTrailer { at, .. } => {
+                        if is_torn_tail(&buf, at) {
+                            notes.push(format!(
+                                "{newest_name}: a torn final record at offset {at} (cut off at the next open)"
+                            ));
+                        } else {
+                            problems.push(problem(
+                                &path,
+                                Some(at as u64),
+                                "damaged record with valid records after it".into(),
+                            ));
+                        }
+                    }
+                }
+                for log in state.logs.values() {
+                    if !log.index.covers(log.meta.first, log.meta.next) {
+                        problems.push(problem(
+                            dir,
+                            None,
+                            format!(
+                                "log `{}` holds [{}, {}) but the segments hold {} of those entries",
+                                log.name,
+                                log.meta.first,
+                                log.meta.next,
+                                log.index.len()
+                            ),
+                        ));
+                    }
+                    if let Some(r) = log.meta.snapshot {
+                        let ok = snapshots.iter().any(|(id, _, bytes)| {
+                            *id == r.id
+                                && bytes.checked_sub(format::SNAPSHOT_HEADER as u64) == Some(r.len)
+                        });
+                        if !ok {
+                            problems.push(problem(
+                                &dir.join(format::snapshot_name(r.id)),
+                                None,
+                                format!(
+                                    "snapshot of log `{}` missing or of the wrong size",
+                                    log.name
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let logs = state
+        .logs
+        .values()
+        .map(|l| LogSummary {
+            name: l.name.clone(),
+            first: l.meta.first,
+            next: l.meta.next,
+            decided: l.meta.decided,
+            compacted: l.meta.compacted,
+            promise: l.meta.promise,
+            accepted: l.meta.accepted,
+            stopsign: l.meta.stopsign.as_ref().map(describe_stopsign),
+            snapshot_bytes: l.meta.snapshot.map(|r| r.len),
+        })
+        .collect();
+    let parts = parts
+        .into_iter()
+        .map(|(name, bytes)| {
+            let detail = match format::parse_name(&name) {
+                Some(("segment", _)) => "segment",
+                Some(_) => "snapshot",
+                None => "",
+            };
+            Part {
+                name,
+                bytes,
+                detail: detail.into(),
+            }
+        })
+        .collect();
+    Ok(Summary {
+        backend: super::BACKEND.into(),
+        dir: dir.to_path_buf(),
+        format_version: format::FORMAT_VERSION,
+        marker,
+        logs,
+        parts,
+        records_checked: records,
+        entries_checked: entries,
+        problems,
+        notes,
+    })
+}
