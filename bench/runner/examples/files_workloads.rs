@@ -48,15 +48,17 @@ fn main() -> Result<(), Box<dyn Error>> {
         "FilesStorage segment size: {} MiB",
         options.segment_size_bytes() >> 20
     );
-    let single = workloads::run_single_log(
-        root.path(),
-        |dir| Ok(FilesStorage::<KeyValue>::open_with(dir, options.clone())?),
-        // Dead segments are deleted in the background; "reclaim" waits for that.
-        |log| Ok(log.wait_for_reclaim()?),
-        &sizes,
-    )?;
-    single.iter().for_each(print);
-    // Only the parallel and open workloads: PAXSTORE_BENCH_ONLY_MANY=1.
+    // PAXSTORE_BENCH_ONLY_MANY=1: only the parallel and open workloads.
+    if std::env::var_os("PAXSTORE_BENCH_ONLY_MANY").is_none() {
+        let single = workloads::run_single_log(
+            root.path(),
+            |dir| Ok(FilesStorage::<KeyValue>::open_with(dir, options.clone())?),
+            // Dead segments are deleted in the background; "reclaim" waits for that.
+            |log| Ok(log.wait_for_reclaim()?),
+            &sizes,
+        )?;
+        single.iter().for_each(print);
+    }
     let batches = sizes.parallel_batches;
     for threads in [1, 8] {
         let dir = root.path().join(format!("single-parallel-{threads}"));

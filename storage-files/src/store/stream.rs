@@ -11,7 +11,7 @@ use crate::format::{
     self, BatchBuilder, LogCheckpoint, RegistryOp, SealRun, StoreCheckpoint, Trailer,
 };
 
-/// Largest relocation record (entry bytes).
+/// Largest relocation record (entry bytes), and at most a quarter of a segment.
 const RELOCATE_CHUNK: u64 = 1 << 20;
 
 /// A copy of `e` for the other members of a group that failed together.
@@ -346,6 +346,7 @@ fn relocate(inner: &Inner, stream: &mut Stream) -> Result<()> {
     let Some(active) = stream.files.active.as_ref().map(|a| a.id) else {
         return Ok(());
     };
+    let chunk = RELOCATE_CHUNK.min(seg_size / 4);
     let mut moved = 0u64;
     let mut any = false;
     let oldest: Vec<(u64, u64)> = stream
@@ -359,7 +360,7 @@ fn relocate(inner: &Inner, stream: &mut Stream) -> Result<()> {
         if total <= budget || moved >= seg_size / 2 {
             break;
         }
-        // Every log's live entries in `seg`, in chunks of at most RELOCATE_CHUNK bytes:
+        // Every log's live entries in `seg`, in chunks of at most `chunk` bytes:
         // (log, from, to).
         let work: Vec<(u64, u64, u64)> = {
             let state = inner.read_state();
@@ -372,7 +373,7 @@ fn relocate(inner: &Inner, stream: &mut Stream) -> Result<()> {
                         let len = locs
                             .get((i - run.base) as usize)
                             .map_or(0, |l| l.len as u64);
-                        if bytes > 0 && bytes + len > RELOCATE_CHUNK {
+                        if bytes > 0 && bytes + len > chunk {
                             work.push((id, from, i));
                             (from, bytes) = (i, 0);
                         }
