@@ -2,25 +2,30 @@
 //!
 //! | spec | backend |
 //! | --- | --- |
-//! | `memory` | [`MemoryStorage`] (always compiled) |
+//! | `memory` | [`MemoryStorage`](crate::memory::MemoryStorage) (always compiled) |
 //! | `files:<dir>` | `paxstore_files::FilesStorage` in directory `<dir>` (feature `files`) |
+//! | `files-multi:<dir>#<log>` | `paxstore_files::FilesLog`, the log named `<log>` of the many-logs store (`paxstore_files::FilesStore`) in `<dir>`: all its logs share one stream and group commit (feature `files`) |
+//! | `files-multi:<dir>` | its log named `default` |
 //! | `rocks:<dir>` | `paxstore_rocks::RocksStorage`, the single log of the database in `<dir>` (feature `rocks`) |
 //! | `rocks:<dir>#<log>` | the log named `<log>` of the database in `<dir>` (many logs share one database) |
 //!
-//! In a `rocks:` spec the first single `#` separates the directory from the log name, and a
-//! `#` that is part of the directory's path is written twice: `rocks:/data/a##b#shard-1` is
-//! log `shard-1` of the database in `/data/a#b`, and `rocks:/data/a##b` its single log. (Log
+//! In a `rocks:` or `files-multi:` spec the first single `#` separates the directory from the
+//! log name, and a `#` that is part of the directory's path is written twice:
+//! `rocks:/data/a##b#shard-1` is log `shard-1` of the database in `/data/a#b`, and
+//! `rocks:/data/a##b` its single log. (Log
 //! names never contain `#`; a second single `#` is an error.) [`StorageSpec`]'s `Display`
 //! writes specs this way, so a printed spec parses back to the same spec. `files:` paths are
 //! taken verbatim, `#` included.
 //!
-//! Opening `rocks:<dir>#<log>` when `<dir>` does not exist but a directory named
+//! Opening `rocks:<dir>#<log>` (or `files-multi:<dir>#<log>`) when `<dir>` does not exist but a directory named
 //! `<dir>#<log>` does is refused ([`AnyError::AmbiguousSpec`]): that spec most likely meant
 //! the directory whose name holds a `#`, and opening it as written would create a new, empty
 //! store.
 //!
 //! Several `rocks:` specs naming logs of one database can be open at once in one process:
-//! they share the database (`paxstore_rocks::RocksStore::open_shared`).
+//! they share the database (`paxstore_rocks::RocksStore::open_shared`). Likewise several
+//! `files-multi:` specs naming logs of one directory share its store
+//! (`paxstore_files::FilesStore::open_shared`); each log has one handle at a time.
 //!
 //! Parsing does not depend on the features: a spec naming a backend this build does not
 //! include parses, and [`AnyStorage::open`] then fails with [`AnyError::NotCompiledIn`],
@@ -72,6 +77,7 @@ macro_rules! backends {
         $(#[doc = $doc:literal])*
         $variant:ident {
             name: $name:literal,
+            feature: $feature:literal,
             cfg: ($($cfg:tt)*),
             persistent: $persistent:literal,
             syntax: $syntax:expr,
@@ -94,6 +100,11 @@ macro_rules! backends {
             /// The name used in specs and on the command line (`memory`, `files`, `rocks`).
             pub fn name(self) -> &'static str {
                 match self { $( Backend::$variant => $name, )* }
+            }
+
+            /// The cargo feature of `paxstore` that compiles this backend in (its name).
+            pub fn feature(self) -> &'static str {
+                match self { $( Backend::$variant => $feature, )* }
             }
 
             /// Whether this build includes the backend.
@@ -242,6 +253,7 @@ backends! {
     /// The segment-file engine (`paxstore-files`, feature `files`, the default).
     Files {
         name: "files",
+        feature: "files",
         cfg: (feature = "files"),
         persistent: true,
         syntax: Syntax::Dir,
@@ -249,9 +261,24 @@ backends! {
         module: files,
         claims: |name| name.starts_with("seg-") && name.ends_with(".log"),
     }
+    /// Many logs in one directory, one stream and group commit (`paxstore_files::FilesStore`,
+    /// feature `files`).
+    FilesMulti {
+        name: "files-multi",
+        feature: "files",
+        cfg: (feature = "files"),
+        persistent: true,
+        syntax: Syntax::DirAndLog,
+        store: paxstore_files::FilesLog,
+        module: files_multi,
+        // Its segments are named like a `files` store's: a directory that lost its marker is
+        // taken for a `files` store (the row above), whose verifier reports the marker lost.
+        claims: |_| false,
+    }
     /// RocksDB, one column family per log (`paxstore-rocks`, feature `rocks`).
     Rocks {
         name: "rocks",
+        feature: "rocks",
         cfg: (feature = "rocks"),
         persistent: true,
         syntax: Syntax::DirAndLog,
@@ -262,6 +289,7 @@ backends! {
     /// `MemoryStorage`: always compiled, not persistent.
     Memory {
         name: "memory",
+        feature: "memory",
         cfg: (all()),
         persistent: false,
         syntax: Syntax::Bare,
@@ -289,7 +317,7 @@ impl Backend {
     }
 
     /// The backend of the preferred compiled-in kind (the first of [`Backend::ALL`] this build
-    /// includes): the backend of [`DefaultStorage`](crate::DefaultStorage).
+    /// includes): the backend of [`DefaultStorage`].
     pub const fn default_backend() -> Backend {
         let mut i = 0;
         while i < Self::ALL.len() {
@@ -300,11 +328,6 @@ impl Backend {
         }
         // The memory row is always compiled in.
         Self::ALL[Self::ALL.len() - 1]
-    }
-
-    /// The cargo feature of `paxstore` that compiles this backend in (its name).
-    pub fn feature(self) -> &'static str {
-        self.name()
     }
 
     /// The spec of a store of this backend in `dir` (`dir` is ignored for memory; the single
@@ -695,6 +718,15 @@ mod tests {
                 StorageSpec::new(Backend::Rocks, "/a#b#", Some("shard-1")).unwrap(),
             ),
             ("files:/d#x", Backend::Files.spec(Path::new("/d#x"))),
+            (
+                "files-multi:/var/lib/app/logs#shard-7",
+                StorageSpec::new(Backend::FilesMulti, "/var/lib/app/logs", Some("shard-7"))
+                    .unwrap(),
+            ),
+            (
+                "files-multi:/d##x",
+                Backend::FilesMulti.spec(Path::new("/d#x")),
+            ),
         ];
         for (text, spec) in cases {
             assert_eq!(text.parse::<StorageSpec>().unwrap(), spec, "{text}");
@@ -737,6 +769,8 @@ mod tests {
             ("rocks:/a#b#c", "a second `#`"),
             ("rocks:#x", "expected `rocks:<dir>[#<log>]`"),
             ("memory:/x", "takes no path"),
+            ("files-multi:", "expected `files-multi:<dir>[#<log>]`"),
+            ("files-multi:/a#b#c", "a second `#`"),
         ] {
             let err = text.parse::<StorageSpec>().unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");

@@ -9,6 +9,9 @@
 //! - **files**: `paxstore_files::verify` (feature `files`):
 //!   segments, records, entries, seals and trailers, snapshot files, the metadata replayed as
 //!   open replays it;
+//! - **files-multi**: `paxstore_files::verify_store` (feature `files`): the many-logs store's
+//!   segments, seals and trailers, the newest segment's records replayed, every log's
+//!   checkpoint, entries and snapshot files;
 //! - **rocks**: `paxstore_rocks::verify` (feature `rocks`): the database opened read-only,
 //!   every column family scanned with block checksums verified, each log's metadata decoded.
 //!

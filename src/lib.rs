@@ -39,6 +39,8 @@ pub mod any;
 pub mod cluster;
 #[cfg(feature = "files")]
 pub mod files;
+#[cfg(feature = "files")]
+mod files_multi;
 #[cfg(feature = "cli")]
 pub mod inspect;
 pub mod memory;

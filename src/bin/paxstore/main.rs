@@ -32,8 +32,8 @@ enum Command {
     /// directory, let it catch up, and check that all nodes agree (exit 1 if not).
     Demo(demo::DemoArgs),
     /// The main storage workloads (durable and non-durable append, trim,
-    /// snapshot-plus-truncate, reads, reopen) over the chosen backends, as one table with
-    /// ratios to the first backend.
+    /// snapshot-plus-truncate, reads, reopen; durable append by 1 and 8 threads, each on a log
+    /// of its own) over the chosen backends, as one table with ratios to the first backend.
     Bench(bench::BenchArgs),
     /// Show what a store directory holds: backend, format version, marker (store id), log
     /// bounds, compacted and decided index, promise, stop-sign, snapshot size, files or column
@@ -58,7 +58,7 @@ enum Command {
 /// A store directory.
 #[derive(Args, Debug)]
 struct DirArg {
-    /// The store's directory (a `files` or `rocks` store).
+    /// The store's directory (a `files`, `files-multi` or `rocks` store).
     dir: PathBuf,
 }
 
