@@ -48,6 +48,21 @@ paxstore_core::conformance_tests!(
     crash = |dir: &Path| open(Backend::Files, dir)
 );
 
+/// The log `suite` of the many-logs store in `dir`, opened from its spec string
+/// (`files-multi:<dir>#suite`).
+#[cfg(feature = "files")]
+pub fn open_files_multi(dir: &Path) -> StorageResult<AnyStorage<KeyValue>> {
+    let spec = paxstore::StorageSpec::new(Backend::FilesMulti, dir, Some("suite"))?.to_string();
+    Ok(AnyStorage::open_with(&spec, StoreOptions::default())?)
+}
+
+#[cfg(feature = "files")]
+paxstore_core::conformance_tests!(
+    any_files_multi,
+    DirHarness::new(open_files_multi),
+    crash = open_files_multi
+);
+
 #[cfg(feature = "rocks")]
 paxstore_core::conformance_tests!(
     any_rocks,
@@ -91,5 +106,34 @@ fn unknown_and_missing_backends_are_clear_errors() {
                 "{err}"
             );
         }
+    }
+}
+
+/// Logs of one `files-multi` store, open at once through their specs, are stores of their own
+/// sharing one store; a spec without `#<log>` names the log `default`.
+#[cfg(feature = "files")]
+#[test]
+fn files_multi_logs_share_one_store() {
+    use omnipaxos::storage::Storage;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |log: &str| format!("files-multi:{}{log}", dir.path().display());
+    let mut a = AnyStorage::<KeyValue>::open(&spec("#shard-a")).unwrap();
+    let mut b = AnyStorage::<KeyValue>::open(&spec("#shard-b")).unwrap();
+    let mut d = AnyStorage::<KeyValue>::open(&spec("")).unwrap();
+    assert_eq!(a.backend(), Backend::FilesMulti);
+    a.append_entry(KeyValue::new("k", 1, 8)).unwrap();
+    b.append_entries(vec![KeyValue::new("k", 2, 8); 2]).unwrap();
+    d.append_entries(vec![KeyValue::new("k", 3, 8); 3]).unwrap();
+    assert!(
+        AnyStorage::<KeyValue>::open(&spec("#shard-a")).is_err(),
+        "one handle per log"
+    );
+    drop((a, b, d));
+    let store = paxstore::files::FilesStore::open(dir.path()).unwrap();
+    assert_eq!(store.logs(), ["default", "shard-a", "shard-b"]);
+    drop(store);
+    for (log, len) in [("#shard-a", 1), ("#shard-b", 2), ("", 3)] {
+        let s = AnyStorage::<KeyValue>::open(&spec(log)).unwrap();
+        assert_eq!(s.get_log_len().unwrap(), len, "{log}");
     }
 }
