@@ -225,6 +225,32 @@ fn inspect_and_verify_show_the_files_marker_and_report_its_loss() {
     assert!(said.contains("adopt_unmarked_store"), "{said}");
 }
 
+#[cfg(feature = "files")]
+#[test]
+fn inspect_and_verify_detect_a_files_multi_store_by_its_marker() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |log: &str| format!("files-multi:{}#{log}", dir.path().display());
+    let mut a = paxstore::AnyStorage::<KeyValue>::open(&spec("shard-a")).unwrap();
+    let mut b = paxstore::AnyStorage::<KeyValue>::open(&spec("shard-b")).unwrap();
+    a.append_entries((0..40).map(|i| KeyValue::new("k", i, 32)).collect())
+        .unwrap();
+    b.append_entry(KeyValue::new("k", 7, 32)).unwrap();
+    drop((a, b));
+    for cmd in ["inspect", "verify"] {
+        let out = paxstore(&[cmd, dir.path().to_str().unwrap()]);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{cmd}: {said}");
+        assert!(
+            said.contains("backend files-multi, format"),
+            "{cmd}: {said}"
+        );
+    }
+    let said = text(&paxstore(&["inspect", dir.path().to_str().unwrap()]));
+    for log in ["shard-a", "shard-b"] {
+        assert!(said.contains(&format!("log \"{log}\"")), "{log}: {said}");
+    }
+}
+
 #[test]
 fn demo_runs_on_every_backend() {
     for backend in Backend::enabled() {
@@ -372,6 +398,7 @@ fn bench_quick_prints_one_table() {
         "bench",
         "--size",
         "quick",
+        "--raw",
         "--dir",
         dir.path().to_str().unwrap(),
     ];
@@ -391,6 +418,16 @@ fn bench_quick_prints_one_table() {
         "(1.00x)",
     ] {
         assert!(said.contains(needle), "{needle:?} not in:\n{said}");
+    }
+    // 1 thread on 1 log and 8 threads on 8 logs (of one store where the backend has many).
+    for backend in Backend::persistent() {
+        for threads in [1, 8] {
+            let needle = format!(
+                "RESULT backend={backend} workload=parallel_append_{threads} ops={} ",
+                threads * 10
+            );
+            assert!(said.contains(&needle), "{needle:?} not in:\n{said}");
+        }
     }
     assert!(
         said.contains(&format!(

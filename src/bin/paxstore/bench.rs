@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use omnipaxos::storage::StorageResult;
 use paxstore::cluster::SharedStorage;
-use paxstore::{AnyStorage, Backend, StoreOptions, SyncPolicy};
+use paxstore::{AnyStorage, Backend, StorageSpec, StoreOptions, SyncPolicy, Syntax};
 use paxstore_core::kv::KeyValue;
 use paxstore_core::MemoryStorage;
 use paxstore_workloads::{self as workloads, human_bytes, Measurement, Sizes};
@@ -63,7 +63,7 @@ fn sizes(size: Size) -> Sizes {
             read_windows: 5_000,
             meta_calls: 50_000,
             reopens: 3,
-            parallel_batches: 20,
+            parallel_batches: 300,
         },
     }
 }
@@ -108,6 +108,30 @@ fn run_backend(backend: Backend, root: &Path, sizes: &Sizes) -> StorageResult<Ve
         sizes,
     )?;
     out.insert(1, relaxed);
+    out.extend(parallel(backend, root, sizes)?);
+    Ok(out)
+}
+
+/// `parallel_append` with 1 thread on 1 log and 8 threads on 8 logs, durable: for `files`,
+/// each log in a directory of its own; for `files-multi` and `rocks`, the logs of one store
+/// (`<name>:<dir>#log-<k>`), which share its stream and group commit.
+fn parallel(backend: Backend, root: &Path, sizes: &Sizes) -> StorageResult<Vec<Measurement>> {
+    let options = StoreOptions::new().sync(SyncPolicy::Always);
+    let mut out = Vec::new();
+    for threads in [1, 8] {
+        let dir = root.join(format!("parallel-{threads}"));
+        let specs = (0..threads)
+            .map(|k| match backend.syntax() {
+                Syntax::DirAndLog => StorageSpec::new(backend, &dir, Some(&format!("log-{k}"))),
+                _ => Ok(backend.spec(&dir.join(format!("log-{k}")))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let stores = specs
+            .iter()
+            .map(|spec| AnyStorage::<KeyValue>::open_spec(spec, options.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push(workloads::parallel_append(stores, sizes.parallel_batches)?);
+    }
     Ok(out)
 }
 
@@ -123,6 +147,10 @@ fn describe(name: &str) -> String {
         "reclaim" => "reclaim space after the trims".into(),
         "disk_untrimmed" => "disk, long log".into(),
         "disk_trimmed" => "disk, long log 90% trimmed".into(),
+        "parallel_append_1" => "append 64 x 128 B, durable, 1 log".into(),
+        n if n.starts_with("parallel_append_") => {
+            format!("append durable, {} threads x 1 log", &n[16..])
+        }
         n if n.starts_with("trim_") => format!("trim {} entries", &n[5..]),
         n => n.replace('_', " "),
     }
@@ -223,27 +251,38 @@ fn print_table(results: &[(Backend, Vec<Measurement>)]) {
     println!();
     println!("{header}");
     println!("{}", "-".repeat(header.len()));
-    for m0 in base {
-        let mut line = format!("{:<36}", describe(&m0.name));
+    // Every workload any backend ran, in the order first seen (the first backend's first):
+    // `parallel_append_*` runs on some backends only.
+    let mut names: Vec<&str> = Vec::new();
+    for (_, ms) in results {
+        for m in ms {
+            if !names.contains(&m.name.as_str()) {
+                names.push(&m.name);
+            }
+        }
+    }
+    for name in names {
+        let m0 = base.iter().find(|m| m.name == name);
+        let mut line = format!("{:<36}", describe(name));
         for (_, ms) in results {
-            let Some(m) = ms.iter().find(|m| m.name == m0.name) else {
+            let Some(m) = ms.iter().find(|m| m.name == name) else {
                 line.push_str(&format!(" | {:>22}", "-"));
                 continue;
             };
-            let cell = if m0.ops == 0 {
+            let cell = if m.ops == 0 {
                 // a disk size: ratio of bytes, smaller is better
-                let ratio = if m0.bytes > 0 {
-                    format!("{:.2}x", m.bytes as f64 / m0.bytes as f64)
-                } else {
-                    "-".into()
+                let ratio = match m0 {
+                    Some(m0) if m0.bytes > 0 => {
+                        format!("{:.2}x", m.bytes as f64 / m0.bytes as f64)
+                    }
+                    _ => "-".into(),
                 };
                 format!("{} ({ratio})", human_bytes(m.bytes))
             } else {
-                let (a, b) = (m0.per_op().as_secs_f64(), m.per_op().as_secs_f64());
-                let ratio = if b > 0.0 {
-                    format!("{:.2}x", a / b)
-                } else {
-                    "-".into()
+                let b = m.per_op().as_secs_f64();
+                let ratio = match m0 {
+                    Some(m0) if b > 0.0 => format!("{:.2}x", m0.per_op().as_secs_f64() / b),
+                    _ => "-".into(),
                 };
                 format!("{} ({ratio})", per_op(m))
             };
