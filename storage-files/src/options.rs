@@ -38,6 +38,8 @@ pub struct FilesOptions {
     pub(crate) background_purge: bool,
     pub(crate) adopt_unmarked: bool,
     pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) group_wait: std::time::Duration,
+    pub(crate) groups_in_flight: usize,
 }
 
 impl std::fmt::Debug for FilesOptions {
@@ -62,6 +64,8 @@ impl Default for FilesOptions {
             background_purge: true,
             adopt_unmarked: false,
             fs: Arc::new(StdFs),
+            group_wait: std::time::Duration::from_micros(100),
+            groups_in_flight: 2,
         }
     }
 }
@@ -119,6 +123,23 @@ impl FilesOptions {
     /// mistaken for another one. Turn it on once, for a directory you know is this store's.
     pub fn adopt_unmarked_store(mut self, on: bool) -> Self {
         self.adopt_unmarked = on;
+        self
+    }
+
+    /// Many-logs store ([`FilesStore`](crate::FilesStore)) only: how long a group commit's
+    /// leader waits, at most, for as many writers as its recent groups held to queue (default
+    /// 100 µs; zero: never wait). It costs a lone writer nothing (its groups hold one) and
+    /// lets steady concurrent writers share one `fdatasync` instead of alternating in halves.
+    pub fn group_wait(mut self, wait: std::time::Duration) -> Self {
+        self.group_wait = wait;
+        self
+    }
+
+    /// Many-logs store only: how many groups may be between their write and the end of their
+    /// `fdatasync` at once (default 2, at least 1). With 2 the next group is written while one
+    /// is being synced; more makes groups smaller (each leader syncs for fewer writers).
+    pub fn groups_in_flight(mut self, groups: usize) -> Self {
+        self.groups_in_flight = groups.max(1);
         self
     }
 

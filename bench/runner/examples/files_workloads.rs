@@ -44,6 +44,20 @@ fn main() -> Result<(), Box<dyn Error>> {
     {
         options = options.segment_size(mib << 20);
     }
+    // PAXSTORE_GROUP_WAIT_US, PAXSTORE_GROUPS_IN_FLIGHT: the many-logs store's group commit
+    // knobs (FilesOptions::group_wait, groups_in_flight), for tuning runs.
+    if let Some(us) = std::env::var("PAXSTORE_GROUP_WAIT_US")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        options = options.group_wait(std::time::Duration::from_micros(us));
+    }
+    if let Some(n) = std::env::var("PAXSTORE_GROUPS_IN_FLIGHT")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        options = options.groups_in_flight(n);
+    }
     eprintln!(
         "FilesStorage segment size: {} MiB",
         options.segment_size_bytes() >> 20

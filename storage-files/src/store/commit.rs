@@ -33,6 +33,11 @@ pub(crate) struct CommitQueue<R, O> {
     /// of them and leaving the other half to the next group.
     recent: Mutex<(usize, u32)>,
     max_wait: std::time::Duration,
+    /// Groups between their two stages. A leader waits while `max_in_flight` are: the
+    /// writers queued meanwhile make its group larger, instead of each paying for its own
+    /// `fdatasync`.
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -41,31 +46,36 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl<R, O> CommitQueue<R, O> {
-    /// A queue whose groups hold at most `max_group_bytes` (and at least one request).
-    pub(crate) fn new(max_group_bytes: usize) -> Self {
+    /// A queue whose groups hold at most `max_group_bytes` (and at least one request), whose
+    /// leaders wait at most `max_wait` for their group to fill, with at most `max_in_flight`
+    /// groups between their stages.
+    pub(crate) fn new(
+        max_group_bytes: usize,
+        max_wait: std::time::Duration,
+        max_in_flight: usize,
+    ) -> Self {
         CommitQueue {
             waiting: Mutex::new(VecDeque::new()),
             max_group_bytes,
             arrived: Condvar::new(),
             recent: Mutex::new((1, 0)),
-            max_wait: std::time::Duration::from_micros(
-                std::env::var("PAXSTORE_GROUP_WAIT_US")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(100),
-            ),
+            max_wait,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            max_in_flight: max_in_flight.max(1),
         }
     }
 
     /// Queues `req` (of `bytes` bytes) and returns its result once a leader (this thread or
-    /// another) has committed it. A leader calls `commit` with its group, oldest first, which
-    /// must return one result per request in the same order; if it panics, every request of
-    /// the group gets `failed()`.
-    pub(crate) fn submit(
+    /// another) has committed it. A leader commits its group (oldest first) in two stages:
+    /// `write` (the next leader waits for it), then `finish` (the next leader may start its
+    /// own `write` meanwhile), which must return one result per request in the same order; if
+    /// either panics, every request of the group gets `failed()`.
+    pub(crate) fn submit<W>(
         &self,
         req: R,
         bytes: usize,
-        commit: impl FnOnce(Vec<R>) -> Vec<O>,
+        write: impl FnOnce(Vec<R>) -> W,
+        finish: impl FnOnce(W) -> Vec<O>,
         failed: impl Fn() -> O,
     ) -> O {
         let slot = Arc::new(Slot {
@@ -93,8 +103,12 @@ impl<R, O> CommitQueue<R, O> {
             }
             queue = slot.wake.wait(queue).unwrap_or_else(|p| p.into_inner());
         }
-        // Lead: wait briefly for the writers of the last groups, then take the queued
-        // requests, oldest first, within the budget.
+        // Lead: wait for a group in flight to finish if too many are, and briefly for the
+        // writers of the last groups, then take the queued requests, oldest first, within the
+        // budget.
+        while self.in_flight.load(std::sync::atomic::Ordering::SeqCst) >= self.max_in_flight {
+            queue = self.arrived.wait(queue).unwrap_or_else(|p| p.into_inner());
+        }
         let want = lock(&self.recent).0;
         if queue.len() < want && !self.max_wait.is_zero() {
             let deadline = std::time::Instant::now() + self.max_wait;
@@ -132,26 +146,38 @@ impl<R, O> CommitQueue<R, O> {
                 recent.0 = recent.0.max(n);
             }
         }
-        let outs = catch_unwind(AssertUnwindSafe(|| commit(group)))
-            .ok()
-            .filter(|outs| outs.len() == n)
-            .unwrap_or_else(|| (0..n).map(|_| failed()).collect());
+        self.in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let written = catch_unwind(AssertUnwindSafe(|| write(group))).ok();
+        // Hand the queue over: the group leaves it, and the next writer at the front may lead
+        // while this group finishes.
         let mut queue = lock(&self.waiting);
-        let mut own = None;
-        for out in outs {
-            // Invariant: the group is the `n` requests at the front, which nobody else pops.
-            let Some(w) = queue.pop_front() else { break };
-            if Arc::ptr_eq(&w.slot, &slot) {
-                own = Some(out);
-            } else {
-                *lock(&w.slot.out) = Some(out);
-                w.slot.wake.notify_one();
-            }
-        }
+        let members: Vec<Arc<Slot<O>>> = (0..n)
+            .filter_map(|_| queue.pop_front().map(|w| w.slot))
+            .collect();
         if let Some(next) = queue.front() {
             next.slot.wake.notify_one();
         }
         drop(queue);
+        let outs = written
+            .and_then(|w| catch_unwind(AssertUnwindSafe(|| finish(w))).ok())
+            .filter(|outs| outs.len() == n)
+            .unwrap_or_else(|| (0..n).map(|_| failed()).collect());
+        self.in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        // Under the queue's lock, so that a leader between its check and its wait hears it.
+        let queue = lock(&self.waiting);
+        self.arrived.notify_all();
+        drop(queue);
+        let mut own = None;
+        for (member, out) in members.into_iter().zip(outs) {
+            if Arc::ptr_eq(&member, &slot) {
+                own = Some(out);
+            } else {
+                *lock(&member.out) = Some(out);
+                member.wake.notify_one();
+            }
+        }
         own.unwrap_or_else(failed)
     }
 }
@@ -164,14 +190,24 @@ mod tests {
 
     #[test]
     fn a_lone_writer_commits_its_own_request() {
-        let q = CommitQueue::<u32, u32>::new(1 << 20);
-        let out = q.submit(7, 1, |g| g.into_iter().map(|r| r * 2).collect(), || 0);
+        let q = CommitQueue::<u32, u32>::new(1 << 20, Duration::ZERO, 2);
+        let out = q.submit(
+            7,
+            1,
+            |g| g,
+            |g| g.into_iter().map(|r| r * 2).collect(),
+            || 0,
+        );
         assert_eq!(out, 14);
     }
 
     #[test]
     fn concurrent_writers_are_grouped_and_each_gets_its_own_result() {
-        let q = Arc::new(CommitQueue::<(usize, u64), (usize, u64)>::new(1 << 20));
+        let q = Arc::new(CommitQueue::<(usize, u64), (usize, u64)>::new(
+            1 << 20,
+            Duration::ZERO,
+            2,
+        ));
         let groups = Arc::new(Mutex::new(Vec::new()));
         let commits = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..8)
@@ -184,9 +220,15 @@ mod tests {
                             100,
                             |g| {
                                 commits.fetch_add(1, Ordering::SeqCst);
-                                // A slow commit, like an fdatasync, lets a queue build up.
+                                // A slow first stage, like a write under the stream's lock,
+                                // lets a queue build up behind the leader.
                                 std::thread::sleep(Duration::from_micros(200));
                                 lock(&groups).push(g.len());
+                                g
+                            },
+                            |g| {
+                                // The second stage overlaps the next group's first.
+                                std::thread::sleep(Duration::from_micros(100));
                                 g
                             },
                             || (usize::MAX, 0),
@@ -213,7 +255,7 @@ mod tests {
 
     #[test]
     fn groups_keep_the_queue_order_and_the_byte_budget() {
-        let q = Arc::new(CommitQueue::<u64, u64>::new(250));
+        let q = Arc::new(CommitQueue::<u64, u64>::new(250, Duration::ZERO, 2));
         let order = Arc::new(Mutex::new(Vec::new()));
         let threads: Vec<_> = (0..4)
             .map(|t| {
@@ -223,6 +265,7 @@ mod tests {
                         q.submit(
                             t * 1000 + k,
                             100,
+                            |g| g,
                             |g| {
                                 assert!(g.len() <= 2, "group of {} over the budget", g.len());
                                 lock(&order).extend(g.iter().copied());
@@ -247,11 +290,23 @@ mod tests {
     }
 
     #[test]
-    fn a_panicking_commit_fails_its_whole_group_and_the_queue_goes_on() {
-        let q = Arc::new(CommitQueue::<u32, Result<u32, ()>>::new(1 << 20));
-        let out = q.submit(1, 1, |_| panic!("planted"), || Err(()));
+    fn a_panicking_stage_fails_its_whole_group_and_the_queue_goes_on() {
+        let q = Arc::new(CommitQueue::<u32, Result<u32, ()>>::new(
+            1 << 20,
+            Duration::ZERO,
+            2,
+        ));
+        let out = q.submit(1, 1, |g| g, |_| panic!("planted"), || Err(()));
         assert_eq!(out, Err(()));
-        let out = q.submit(2, 1, |g| g.into_iter().map(Ok).collect(), || Err(()));
-        assert_eq!(out, Ok(2));
+        let out = q.submit(
+            2,
+            1,
+            |_| -> Vec<u32> { panic!("planted") },
+            |g| g.into_iter().map(Ok).collect(),
+            || Err(()),
+        );
+        assert_eq!(out, Err(()));
+        let out = q.submit(3, 1, |g| g, |g| g.into_iter().map(Ok).collect(), || Err(()));
+        assert_eq!(out, Ok(3));
     }
 }

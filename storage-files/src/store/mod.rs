@@ -115,6 +115,16 @@ pub(crate) struct Request {
 pub(crate) struct Stream {
     pub(crate) files: Files,
     pub(crate) buf: Vec<u8>,
+    /// Chunks written so far (each chunk's sequence number is its count).
+    pub(crate) written: u64,
+}
+
+/// Chunks made durable and applied, in stream order.
+#[derive(Default)]
+pub(crate) struct Order {
+    pub(crate) applied: u64,
+    /// Why a chunk failed: every chunk after it fails too.
+    pub(crate) failed: Option<String>,
 }
 
 pub(crate) struct Inner {
@@ -122,8 +132,12 @@ pub(crate) struct Inner {
     pub(crate) opts: FilesOptions,
     pub(crate) marker: paxstore_core::identity::Marker,
     queue: CommitQueue<Request, Result<()>>,
-    /// Taken by the leader only (and by rotation, reclaim and open).
+    /// Taken by the leader while it writes (and by rotation, reclaim and open).
     pub(crate) stream: Mutex<Stream>,
+    /// Chunks are made durable outside the stream's lock, so that the next group is written
+    /// while one is being synced, and applied in order here.
+    pub(crate) order: Mutex<Order>,
+    pub(crate) applied: std::sync::Condvar,
     pub(crate) state: RwLock<State>,
     /// Serializes adding and dropping logs.
     registry: Mutex<()>,
@@ -137,6 +151,7 @@ pub(crate) struct Inner {
 /// Counters the leader keeps beyond [`Stats`].
 #[derive(Default)]
 pub(crate) struct Counters {
+    pub(crate) fsyncs: AtomicU64,
     pub(crate) groups: AtomicU64,
     pub(crate) records: AtomicU64,
     pub(crate) relocated_bytes: AtomicU64,
@@ -176,7 +191,8 @@ impl Inner {
         self.queue.submit(
             req,
             bytes,
-            |group| stream::lead(self, group),
+            |group| stream::write_group(self, group),
+            |written| stream::finish_group(self, written),
             || {
                 Err(Error::Poisoned {
                     reason: "a group commit failed unexpectedly".into(),
@@ -386,10 +402,11 @@ impl FilesStore {
     /// The store's counters: [`Stats`] over the whole stream.
     pub fn stats(&self) -> StoreStats {
         let stream = lock(&self.inner.stream);
-        let files = stream.files.stats();
+        let mut files = stream.files.stats();
         drop(stream);
-        let state = self.inner.read_state();
         let c = &self.inner.counters;
+        files.fsyncs += c.fsyncs.load(Ordering::Relaxed);
+        let state = self.inner.read_state();
         StoreStats {
             files,
             logs: state.logs.len() as u64,

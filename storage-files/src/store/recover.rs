@@ -8,7 +8,9 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
-use super::{commit::CommitQueue, stream, Counters, Inner, LogState, SegView, State, Stream};
+use super::{
+    commit::CommitQueue, stream, Counters, Inner, LogState, Order, SegView, State, Stream,
+};
 use crate::engine::{apply_effects, Active, Files, Segment};
 use crate::error::{Error, Result};
 use crate::format::{self, Frame, RegistryOp};
@@ -254,15 +256,23 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Inner> {
         files.purger.submit(paths, dir.to_path_buf(), true);
     }
     files.stats.last_recovery = started.elapsed();
+    let queue = CommitQueue::new(
+        super::MAX_GROUP_BYTES,
+        opts.group_wait,
+        opts.groups_in_flight,
+    );
     let inner = Inner {
         dir: dir.to_path_buf(),
         opts,
         marker,
-        queue: CommitQueue::new(super::MAX_GROUP_BYTES),
+        queue,
         stream: Mutex::new(Stream {
             files,
             buf: Vec::new(),
+            written: 0,
         }),
+        order: Mutex::new(Order::default()),
+        applied: std::sync::Condvar::new(),
         state: RwLock::new(state),
         registry: Mutex::new(()),
         next_log_id: AtomicU64::new(next_log_id),

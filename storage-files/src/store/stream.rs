@@ -40,40 +40,84 @@ fn duplicate(e: &Error) -> Error {
     }
 }
 
-/// Commits a group: one write and at most one `fdatasync` per run of records that fits in the
-/// active segment (rotating between runs), then applies each record. One result per request.
-pub(crate) fn lead(inner: &Inner, group: Vec<Request>) -> Vec<Result<()>> {
+/// A group on its way: its requests, their results so far, and the chunk written and not yet
+/// made durable and applied.
+pub(crate) struct Written {
+    group: Vec<Request>,
+    outs: Vec<Option<Result<()>>>,
+    chunk: Option<Chunk>,
+    /// The first request not written yet.
+    next: usize,
+}
+
+/// Records `start..end` of a group, written with one write at `offset` of segment `seg`, the
+/// `seq`-th chunk of the stream.
+struct Chunk {
+    seq: u64,
+    seg: u64,
+    offset: u64,
+    start: usize,
+    end: usize,
+    sync: bool,
+    file: std::sync::Arc<dyn crate::env::FsFile>,
+}
+
+fn fail_from(outs: &mut [Option<Result<()>>], e: &Error) {
+    for out in outs.iter_mut().filter(|o| o.is_none()) {
+        *out = Some(Err(duplicate(e)));
+    }
+}
+
+/// The first stage of a group commit (under the stream's lock, before the next group may
+/// start): writes the longest prefix of the group that fits in the active segment (rotating
+/// first if not even its first record fits) with one write, without syncing it.
+pub(crate) fn write_group(inner: &Inner, group: Vec<Request>) -> Written {
     let n = group.len();
-    let mut outs: Vec<Option<Result<()>>> = (0..n).map(|_| None).collect();
+    let mut w = Written {
+        group,
+        outs: (0..n).map(|_| None).collect(),
+        chunk: None,
+        next: 0,
+    };
+    write_chunk(inner, &mut w);
+    w
+}
+
+/// Writes the next chunk of `w` (see [`write_group`]).
+fn write_chunk(inner: &Inner, w: &mut Written) {
     let mut stream = lock(&inner.stream);
-    let mut i = 0;
-    let mut freed = false;
-    while i < n {
-        if let Err(e) = stream.files.check() {
+    let n = w.group.len();
+    while w.next < n {
+        let i = w.next;
+        if let Err(e) = stream.files.check().and_then(|()| inner.check()) {
             inner.poison(&e);
-            for out in &mut outs[i..] {
-                *out = Some(Err(duplicate(&e)));
-            }
-            break;
+            fail_from(&mut w.outs[i..], &e);
+            w.next = n;
+            return;
         }
-        let first = &group[i];
+        let first = &w.group[i];
         if first.record.len() as u64 - format::RECORD_HEADER as u64 > format::MAX_RECORD_BODY {
-            outs[i] = Some(Err(Error::TooLarge {
+            w.outs[i] = Some(Err(Error::TooLarge {
                 bytes: first.record.len() as u64,
                 limit: format::MAX_RECORD_BODY,
             }));
-            i += 1;
+            w.next += 1;
             continue;
         }
         if stream
             .files
             .full_for(first.record.len() as u64, first.frees)
         {
-            if let Err(e) = rotate(inner, &mut stream) {
-                for out in &mut outs[i..] {
-                    *out = Some(Err(duplicate(&e)));
+            // The seal lists every record of the segment: the chunks in flight first.
+            let rotated =
+                wait_applied(inner, stream.written).and_then(|()| rotate(inner, &mut stream));
+            if let Err(e) = rotated {
+                if stream.files.check().is_err() {
+                    inner.poison(&e);
                 }
-                break;
+                fail_from(&mut w.outs[i..], &e);
+                w.next = n;
+                return;
             }
         }
         // The longest run of records from `i` that fits in the active segment.
@@ -82,71 +126,171 @@ pub(crate) fn lead(inner: &Inner, group: Vec<Request>) -> Vec<Result<()>> {
         let room = stream.files.active.as_ref().map_or(0, |a| {
             (stream.files.opts.segment_size).saturating_sub(a.end + 2 * format::TRAILER_LEN as u64)
         });
-        while j < n && total + group[j].record.len() as u64 <= room {
-            total += group[j].record.len() as u64;
+        while j < n && total + w.group[j].record.len() as u64 <= room {
+            total += w.group[j].record.len() as u64;
             j += 1;
         }
-        let sync = group[i..j].iter().any(|r| r.sync);
-        let frees = group[i..j].iter().all(|r| r.frees);
+        let sync = w.group[i..j].iter().any(|r| r.sync);
+        let frees = w.group[i..j].iter().all(|r| r.frees);
         let written = if j == i + 1 {
-            stream.files.write_record(&group[i].record, sync, frees)
+            stream.files.write_record(&w.group[i].record, false, frees)
         } else {
             let mut buf = std::mem::take(&mut stream.buf);
             buf.clear();
-            for r in &group[i..j] {
+            for r in &w.group[i..j] {
                 buf.extend_from_slice(&r.record);
             }
-            let written = stream.files.write_record(&buf, sync, frees);
+            let written = stream.files.write_record(&buf, false, frees);
             if buf.capacity() <= 2 * super::MAX_GROUP_BYTES {
                 stream.buf = buf;
             }
             written
         };
-        inner.counters.groups.fetch_add(1, Ordering::Relaxed);
-        match written {
-            Ok((seg, mut offset)) => {
-                let mut state = inner.write_state();
-                grew(&mut state, seg, offset + total);
-                for k in i..j {
-                    let applied = apply(&mut state, &mut stream, seg, offset, &group[k]);
-                    offset += group[k].record.len() as u64;
-                    freed |= group[k].frees;
-                    outs[k] = Some(match applied {
-                        Ok(()) => Ok(()),
-                        Err(reason) => {
-                            // The record is durable but memory disagrees with it: only a
-                            // reopen can say what the log holds.
-                            let e = Error::Poisoned {
-                                reason: format!("a record could not be applied: {reason}"),
-                            };
-                            stream.files.poisoned.get_or_insert(e.to_string());
-                            inner.poison(&e);
-                            Err(e)
-                        }
-                    });
-                }
-                inner
-                    .counters
-                    .records
-                    .fetch_add((j - i) as u64, Ordering::Relaxed);
+        w.next = j;
+        match written.and_then(|(seg, offset)| Ok((seg, offset, stream.files.handle(seg)?))) {
+            Ok((seg, offset, file)) => {
+                stream.written += 1;
+                w.chunk = Some(Chunk {
+                    seq: stream.written,
+                    seg,
+                    offset,
+                    start: i,
+                    end: j,
+                    sync,
+                    file,
+                });
+                return;
             }
             Err(e) => {
                 if stream.files.check().is_err() {
                     inner.poison(&e);
                 }
-                for out in &mut outs[i..j] {
-                    *out = Some(Err(duplicate(&e)));
-                }
+                fail_from(&mut w.outs[i..j], &e);
             }
         }
-        i = j;
     }
-    if freed {
-        reclaim(inner, &mut stream);
+}
+
+/// Waits until every chunk up to `seq` is durable and applied (or failed).
+fn wait_applied(inner: &Inner, seq: u64) -> Result<()> {
+    let mut order = lock(&inner.order);
+    while order.applied < seq {
+        order = inner.applied.wait(order).unwrap_or_else(|p| p.into_inner());
     }
-    drop(stream);
+    Ok(())
+}
+
+/// The second stage (no stream lock: the next group is written meanwhile): makes the chunk
+/// durable, waits for the chunks before it, applies it, and goes on with the rest of the
+/// group; then deletes what it made dead. One result per request.
+pub(crate) fn finish_group(inner: &Inner, mut w: Written) -> Vec<Result<()>> {
+    let mut dead_snapshots = Vec::new();
+    let mut freed = false;
+    loop {
+        let Some(chunk) = w.chunk.take() else { break };
+        let synced = if chunk.sync {
+            inner.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+            chunk.file.sync_data().map_err(|e| {
+                Error::io(
+                    "fdatasync",
+                    inner.dir.join(format::segment_name(chunk.seg)),
+                    e,
+                )
+            })
+        } else {
+            Ok(())
+        };
+        inner.counters.groups.fetch_add(1, Ordering::Relaxed);
+        // Chunks are applied in stream order, and one fails if any before it failed: its
+        // `fdatasync` may have succeeded on pages an earlier failed one lost.
+        let mut order = lock(&inner.order);
+        while order.applied + 1 < chunk.seq {
+            order = inner.applied.wait(order).unwrap_or_else(|p| p.into_inner());
+        }
+        let mut cut = false;
+        let failure = match (&order.failed, synced) {
+            (Some(reason), _) => Some(Error::Poisoned {
+                reason: reason.clone(),
+            }),
+            (None, Err(e)) => {
+                order.failed = Some(e.to_string());
+                inner.poison(&e);
+                cut = true;
+                Some(e)
+            }
+            (None, Ok(())) => None,
+        };
+        match failure {
+            Some(e) => fail_from(&mut w.outs[chunk.start..chunk.end], &e),
+            None => {
+                let mut state = inner.write_state();
+                let mut offset = chunk.offset;
+                let end = offset
+                    + w.group[chunk.start..chunk.end]
+                        .iter()
+                        .map(|r| r.record.len() as u64)
+                        .sum::<u64>();
+                grew(&mut state, chunk.seg, end);
+                for k in chunk.start..chunk.end {
+                    let req = &w.group[k];
+                    let applied = apply(&mut state, chunk.seg, offset, req, &mut dead_snapshots);
+                    offset += req.record.len() as u64;
+                    freed |= req.frees;
+                    w.outs[k] = Some(applied.map_err(|reason| {
+                        // The record is durable but memory disagrees with it: only a
+                        // reopen can say what the log holds.
+                        let e = Error::Poisoned {
+                            reason: format!("a record could not be applied: {reason}"),
+                        };
+                        order.failed.get_or_insert(e.to_string());
+                        inner.poison(&e);
+                        e
+                    }));
+                }
+                inner
+                    .counters
+                    .records
+                    .fetch_add((chunk.end - chunk.start) as u64, Ordering::Relaxed);
+            }
+        }
+        order.applied = chunk.seq;
+        inner.applied.notify_all();
+        drop(order);
+        if cut {
+            // The batch fails, so its record (and any written after it, which fail too)
+            // must not be replayed by a later open: cut it off, durably, if the file lets us.
+            let mut stream = lock(&inner.stream);
+            let reason = inner.check().err().map(|e| e.to_string());
+            stream
+                .files
+                .poisoned
+                .get_or_insert(reason.unwrap_or_default());
+            let _ = chunk
+                .file
+                .set_len(chunk.offset)
+                .and_then(|()| chunk.file.sync_all());
+        }
+        if w.next < w.group.len() {
+            write_chunk(inner, &mut w);
+        }
+    }
+    if freed || !dead_snapshots.is_empty() {
+        let mut stream = lock(&inner.stream);
+        if !dead_snapshots.is_empty() {
+            let dir = stream.files.dir.clone();
+            let paths = dead_snapshots
+                .iter()
+                .map(|&id| dir.join(format::snapshot_name(id)))
+                .collect();
+            stream.files.purger.submit(paths, dir, true);
+        }
+        if freed {
+            reclaim(inner, &mut stream);
+        }
+    }
     // Requests still unanswered come after a failure that stopped the group.
-    outs.into_iter()
+    w.outs
+        .into_iter()
         .map(|o| {
             o.unwrap_or_else(|| {
                 Err(Error::Poisoned {
@@ -157,13 +301,14 @@ pub(crate) fn lead(inner: &Inner, group: Vec<Request>) -> Vec<Result<()>> {
         .collect()
 }
 
-/// Applies one durable record at `offset` of segment `seg`.
+/// Applies one durable record at `offset` of segment `seg`; a snapshot file it makes dead
+/// goes to `dead`.
 fn apply(
     state: &mut State,
-    stream: &mut Stream,
     seg: u64,
     offset: u64,
     req: &Request,
+    dead: &mut Vec<u64>,
 ) -> std::result::Result<(), String> {
     match &req.action {
         Action::Batch { log, effects } => {
@@ -182,19 +327,13 @@ fn apply(
             )?;
             // A replaced snapshot file is dead once the record (synced) is applied.
             if let Some(old) = old.filter(|o| Some(o.id) != l.meta.snapshot.map(|s| s.id)) {
-                let dir = stream.files.dir.clone();
-                let path = dir.join(format::snapshot_name(old.id));
-                stream.files.purger.submit(vec![path], dir, true);
+                dead.push(old.id);
             }
             Ok(())
         }
         Action::Registry(op) => {
             // A dropped log's snapshot file is dead once the (synced) record is applied.
-            if let Some(id) = apply_registry(state, op)? {
-                let dir = stream.files.dir.clone();
-                let path = dir.join(format::snapshot_name(id));
-                stream.files.purger.submit(vec![path], dir, true);
-            }
+            dead.extend(apply_registry(state, op)?);
             Ok(())
         }
     }
