@@ -364,8 +364,10 @@ status=0
 run_job files safe "$iterations" --backend files || status=1
 run_job files-small-segments safe "$iterations" --backend files --segment-size 262144 || status=1
 run_job rocks safe "$iterations" --backend rocks || status=1
+run_job files-multi safe "$iterations" --backend files-multi || status=1
 run_job files-sync-never lossy "$never_iterations" --backend files --sync never || status=1
 run_job rocks-sync-never lossy "$never_iterations" --backend rocks --sync never || status=1
+run_job files-multi-sync-never lossy "$never_iterations" --backend files-multi --sync never || status=1
 
 # The conformance suite's crash tests in their power-loss mode (paxstore_core::conformance::crash):
 # every persistent backend, directly and through AnyStorage, with a power cut after each kill.
@@ -380,7 +382,8 @@ run_conformance() {
         rc=0
         PAXSTORE_CRASH_DIR="$mnt/crash.$attempt" PAXSTORE_CRASH_LAZYFS_FIFO="$fifo" \
             PAXSTORE_CRASH_LAZYFS_DONE="$done_fifo" \
-            cargo test --workspace --all-features --test conformance --test any_conformance -- \
+            cargo test --workspace --all-features --test conformance --test store_conformance \
+            --test any_conformance -- \
             crash_sigkill --nocapture > "$out" 2>&1 || rc=$?
         grep -E '^test .*crash|crash test:|test result' "$out" || true
         if [ "$rc" -eq 0 ]; then
