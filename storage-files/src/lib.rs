@@ -4,7 +4,11 @@
 //! segments of framed, checksummed records (one per `write_atomically` call), snapshot files,
 //! and a lock file. `FORMAT.md` in this crate documents every byte.
 //!
-//! Module map: `format` (bytes on disk; public with the cargo feature `format`, for the
+//! [`FilesStore`] holds many logs in one directory ([`FilesLog`] each), written as one stream
+//! of segments with group commit: concurrent durable writes of different logs share one
+//! `fdatasync`. The guarantees below hold for it store-wide (`MANY_LOGS.md` has the design).
+//!
+//! Module map: `store` (the many-logs store: group commit, stream, recovery, verify), `format` (bytes on disk; public with the cargo feature `format`, for the
 //! decoder fuzz and corruption tests), `index` (positions in memory), [`env`](mod@env) (every
 //! file-system call, real or fault-injecting), `engine` (segments, commit, rotation, space
 //! reclamation), `recovery` (open, and the record walk it shares with [`verify()`]),
