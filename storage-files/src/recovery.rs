@@ -38,37 +38,14 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     opts.validate()?;
     let started = Instant::now();
     let fs = opts.fs.clone();
-    ensure_dir(fs.as_ref(), dir)?;
-    let names = fs
-        .list(dir)
-        .map_err(|e| Error::io("list directory", dir, e))?;
-    let marker = identify(fs.as_ref(), dir, &names, opts.adopt_unmarked, BACKEND)?;
-    let lock_path = dir.join(LOCK_FILE);
-    let lock = take_lock(fs.as_ref(), &lock_path)?;
-    let names = fs
-        .list(dir)
-        .map_err(|e| Error::io("list directory", dir, e))?;
-    if let Some(name) = names.iter().find(|n| !format::is_own_name(n)) {
-        return Err(Error::Foreign {
-            dir: dir.to_path_buf(),
-            found: format!("`{name}` appeared in it while it was being opened"),
-            hint: "Keep other files out of a store's directory.".into(),
-        });
-    }
-    let mut segment_ids = Vec::new();
-    let mut snapshot_ids = Vec::new();
-    let mut leftovers = Vec::new();
-    for name in names {
-        match format::parse_name(&name) {
-            Some(("segment", id)) => segment_ids.push(id),
-            Some((_, id)) => snapshot_ids.push(id),
-            // Only the exact temp names this engine writes (checked by `is_own_name`).
-            None if name.ends_with(".tmp") && name != MARKER_TMP => leftovers.push(name),
-            None => {}
-        }
-    }
-    segment_ids.sort_unstable();
-    snapshot_ids.sort_unstable();
+    let Listing {
+        marker,
+        lock,
+        segment_ids,
+        snapshot_ids,
+        leftovers,
+    } = list_store(fs.as_ref(), dir, opts.adopt_unmarked, BACKEND)?;
+    let mut segment_ids = segment_ids;
 
     let background = opts.background_purge;
     let mut engine = Engine {
@@ -185,13 +162,73 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     Ok(engine)
 }
 
+/// What the start of an open finds in a store's directory.
+pub(crate) struct Listing {
+    pub(crate) marker: Marker,
+    pub(crate) lock: Box<dyn crate::env::FsLock>,
+    /// Segment ids, ascending.
+    pub(crate) segment_ids: Vec<u64>,
+    /// Snapshot file ids, ascending.
+    pub(crate) snapshot_ids: Vec<u64>,
+    /// Temp files of interrupted creations (the exact temp names the stores write).
+    pub(crate) leftovers: Vec<String>,
+}
+
+/// The start of both stores' open: the directory made (durably), its marker read or written
+/// for `backend` (anything else refused), its lock taken, its files listed (a file that is not
+/// the store's refused).
+pub(crate) fn list_store(
+    fs: &dyn crate::env::FileSystem,
+    dir: &Path,
+    adopt_unmarked: bool,
+    backend: &str,
+) -> Result<Listing> {
+    ensure_dir(fs, dir)?;
+    let names = fs
+        .list(dir)
+        .map_err(|e| Error::io("list directory", dir, e))?;
+    let marker = identify(fs, dir, &names, adopt_unmarked, backend)?;
+    let lock = take_lock(fs, &dir.join(LOCK_FILE))?;
+    let names = fs
+        .list(dir)
+        .map_err(|e| Error::io("list directory", dir, e))?;
+    if let Some(name) = names.iter().find(|n| !format::is_own_name(n)) {
+        return Err(Error::Foreign {
+            dir: dir.to_path_buf(),
+            found: format!("`{name}` appeared in it while it was being opened"),
+            hint: "Keep other files out of a store's directory.".into(),
+        });
+    }
+    let mut segment_ids = Vec::new();
+    let mut snapshot_ids = Vec::new();
+    let mut leftovers = Vec::new();
+    for name in names {
+        match format::parse_name(&name) {
+            Some(("segment", id)) => segment_ids.push(id),
+            Some((_, id)) => snapshot_ids.push(id),
+            // Only the exact temp names the stores write (checked by `is_own_name`).
+            None if name.ends_with(".tmp") && name != MARKER_TMP => leftovers.push(name),
+            None => {}
+        }
+    }
+    segment_ids.sort_unstable();
+    snapshot_ids.sort_unstable();
+    Ok(Listing {
+        marker,
+        lock,
+        segment_ids,
+        snapshot_ids,
+        leftovers,
+    })
+}
+
 /// Creates `dir` if missing (and its missing parents) and makes its entry durable.
 ///
 /// Every directory is made durable by an fsync of its parent before anything is created in it,
 /// whether this call created it or an earlier open that may have died before that fsync. When
 /// a directory is created, its parent's own entry is fsynced too, for the same reason (a
 /// directory is only ever created once its parent's entry is durable, so one level suffices).
-pub(crate) fn ensure_dir(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
+fn ensure_dir(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<()> {
     fn parent_of(dir: &Path) -> Option<&Path> {
         dir.parent().map(|p| {
             if p.as_os_str().is_empty() {
@@ -240,7 +277,7 @@ pub(crate) fn ensure_dir(fs: &dyn crate::env::FileSystem, dir: &Path) -> Result<
 /// that a crash during creation leaves an empty directory, a leftover temp marker, or a
 /// marked store: all of which open takes). Anything else is refused, and nothing in the
 /// directory is changed.
-pub(crate) fn identify(
+fn identify(
     fs: &dyn crate::env::FileSystem,
     dir: &Path,
     names: &[String],
@@ -354,10 +391,7 @@ const LOCK_PATIENCE: Duration = Duration::from_millis(500);
 /// (to run any command) holds copies of all its descriptors, this lock's included, until the
 /// child execs, so a store closed and reopened by a process that spawns children can find its
 /// own released lock still held for that instant.
-pub(crate) fn take_lock(
-    fs: &dyn crate::env::FileSystem,
-    path: &Path,
-) -> Result<Box<dyn crate::env::FsLock>> {
+fn take_lock(fs: &dyn crate::env::FileSystem, path: &Path) -> Result<Box<dyn crate::env::FsLock>> {
     let deadline = Instant::now() + LOCK_PATIENCE;
     loop {
         match fs.lock(path) {

@@ -93,6 +93,47 @@ pub(crate) struct State {
     pub(crate) segs: BTreeMap<u64, SegView>,
 }
 
+impl State {
+    /// The logs of a segment header's checkpoint, with empty indexes; an error names a log
+    /// whose bounds are inverted or whose name is taken twice.
+    pub(crate) fn from_checkpoint(
+        logs: Vec<format::LogCheckpoint>,
+    ) -> std::result::Result<State, String> {
+        let mut state = State::default();
+        for l in logs {
+            if l.meta.first > l.meta.next || state.names.contains_key(&l.name) {
+                return Err(format!(
+                    "header checkpoint of log `{}` is inconsistent",
+                    l.name
+                ));
+            }
+            state.names.insert(l.name.clone(), l.id);
+            let mut log = LogState::new(l.name);
+            log.meta = l.meta;
+            state.logs.insert(l.id, log);
+        }
+        Ok(state)
+    }
+
+    /// Puts a sealed segment's runs over what older segments' runs gave (runs of logs dropped
+    /// since are skipped).
+    pub(crate) fn apply_seal(&mut self, seg: u64, runs: Vec<format::SealRun>) {
+        for run in runs {
+            if let Some(log) = self.logs.get_mut(&run.log) {
+                log.index.replace(seg, run.at, run.locs);
+            }
+        }
+    }
+
+    /// Cuts every log's index to its checkpoint bounds (before the newest segment's replay).
+    pub(crate) fn clamp(&mut self) {
+        for log in self.logs.values_mut() {
+            log.index.truncate(log.meta.next);
+            log.index.trim(log.meta.first);
+        }
+    }
+}
+
 /// What a queued record does once durable.
 pub(crate) enum Action {
     /// A batch of log `log`.

@@ -8,60 +8,26 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, RwLock};
 use std::time::Instant;
 
-use super::{
-    commit::CommitQueue, stream, Counters, Inner, LogState, Order, SegView, State, Stream,
-};
+use super::{commit::CommitQueue, stream, Counters, Inner, Order, SegView, State, Stream};
 use crate::engine::{apply_effects, Active, Files, Segment};
 use crate::error::{Error, Result};
 use crate::format::{self, Frame, RegistryOp};
-use crate::index::Index;
 use crate::options::{FilesOptions, RecoveryMode};
-use crate::recovery::{
-    decode_err, ensure_dir, identify, live_from, scan_with, settle_tail, take_lock, Reject,
-};
+use crate::recovery::{decode_err, list_store, live_from, scan_with, settle_tail, Listing, Reject};
 use crate::stats::Stats;
-use crate::LOCK_FILE;
-use paxstore_core::identity::MARKER_TMP;
 
 pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Inner> {
     opts.validate()?;
     let started = Instant::now();
     let fs = opts.fs.clone();
-    ensure_dir(fs.as_ref(), dir)?;
-    let names = fs
-        .list(dir)
-        .map_err(|e| Error::io("list directory", dir, e))?;
-    let marker = identify(
-        fs.as_ref(),
-        dir,
-        &names,
-        opts.adopt_unmarked,
-        super::BACKEND,
-    )?;
-    let lock = take_lock(fs.as_ref(), &dir.join(LOCK_FILE))?;
-    let names = fs
-        .list(dir)
-        .map_err(|e| Error::io("list directory", dir, e))?;
-    if let Some(name) = names.iter().find(|n| !format::is_own_name(n)) {
-        return Err(Error::Foreign {
-            dir: dir.to_path_buf(),
-            found: format!("`{name}` appeared in it while it was being opened"),
-            hint: "Keep other files out of a store's directory.".into(),
-        });
-    }
-    let mut segment_ids = Vec::new();
-    let mut snapshot_ids = Vec::new();
-    let mut leftovers = Vec::new();
-    for name in names {
-        match format::parse_name(&name) {
-            Some(("segment", id)) => segment_ids.push(id),
-            Some((_, id)) => snapshot_ids.push(id),
-            None if name.ends_with(".tmp") && name != MARKER_TMP => leftovers.push(name),
-            None => {}
-        }
-    }
-    segment_ids.sort_unstable();
-    snapshot_ids.sort_unstable();
+    let Listing {
+        marker,
+        lock,
+        segment_ids,
+        snapshot_ids,
+        leftovers,
+    } = list_store(fs.as_ref(), dir, opts.adopt_unmarked, super::BACKEND)?;
+    let mut segment_ids = segment_ids;
     let background = opts.background_purge;
     let strict = opts.recovery == RecoveryMode::Strict;
     let mut files = Files {
@@ -103,33 +69,12 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Inner> {
         }
         next_log_id = header_next_log;
         next_snapshot_id = next_snapshot_id.max(ckpt.next_snapshot_id);
-        for l in ckpt.logs {
-            if l.meta.first > l.meta.next || state.names.contains_key(&l.name) {
-                return Err(Error::corrupt(
-                    &path,
-                    0,
-                    format!("header checkpoint of log `{}` is inconsistent", l.name),
-                ));
-            }
-            state.names.insert(l.name.clone(), l.id);
-            state.logs.insert(
-                l.id,
-                LogState {
-                    name: l.name,
-                    meta: l.meta,
-                    index: Index::new(),
-                    open: false,
-                },
-            );
-        }
+        state = State::from_checkpoint(ckpt.logs).map_err(|e| Error::corrupt(&path, 0, e))?;
         // Sealed segments, oldest first: each seal's runs over the older ones'.
         for &id in &segment_ids[..segment_ids.len() - 1] {
             open_sealed(&mut files, &mut state, id)?;
         }
-        for log in state.logs.values_mut() {
-            log.index.truncate(log.meta.next);
-            log.index.trim(log.meta.first);
-        }
+        state.clamp();
         // The newest segment's records. Nothing is deleted on their strength before they are
         // made durable below (a dropped log's snapshot file goes with the orphans).
         let scan = scan_with(
@@ -305,12 +250,7 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Inner> {
 fn open_sealed(files: &mut Files, state: &mut State, id: u64) -> Result<()> {
     let path = files.path(&format::segment_name(id));
     let (len, _, runs) = read_seal(files.fs.as_ref(), &path)?;
-    for run in runs {
-        // Runs of logs dropped since are skipped.
-        if let Some(log) = state.logs.get_mut(&run.log) {
-            log.index.replace(id, run.at, run.locs);
-        }
-    }
+    state.apply_seal(id, runs);
     files.segments.insert(
         id,
         Segment {

@@ -7,10 +7,9 @@ use paxstore_core::verify::{
 };
 
 use super::recover::{read_seal, replay};
-use super::{LogState, State};
+use super::State;
 use crate::env::StdFs;
 use crate::format::{self, Effect};
-use crate::index::Index;
 use crate::recovery::{is_torn_tail, live_from, scan_with, ScanEnd};
 
 /// Reads and checks the many-logs store (`FilesStore`, marker `files-multi`) in `dir` without
@@ -77,36 +76,21 @@ pub fn verify_store(dir: &Path) -> Result<Summary, Unreadable> {
         match format::decode_store_header(&buf) {
             Err(e) => problems.push(problem(&path, Some(0), format!("segment header: {e:?}"))),
             Ok((_, mut next_log_id, ckpt, hlen)) => {
-                for l in ckpt.logs {
-                    state.names.insert(l.name.clone(), l.id);
-                    state.logs.insert(
-                        l.id,
-                        LogState {
-                            name: l.name,
-                            meta: l.meta,
-                            index: Index::new(),
-                            open: false,
-                        },
-                    );
+                match State::from_checkpoint(ckpt.logs) {
+                    Ok(s) => state = s,
+                    Err(e) => problems.push(problem(&path, Some(0), e)),
                 }
                 for (id, name, _) in &segments[..segments.len() - 1] {
                     let spath = dir.join(name);
                     match read_seal(&fs, &spath) {
                         Ok((_, _, runs)) => {
                             records += 1;
-                            for run in runs {
-                                if let Some(log) = state.logs.get_mut(&run.log) {
-                                    log.index.replace(*id, run.at, run.locs);
-                                }
-                            }
+                            state.apply_seal(*id, runs);
                         }
                         Err(e) => problems.push(problem(&spath, None, e.to_string())),
                     }
                 }
-                for log in state.logs.values_mut() {
-                    log.index.truncate(log.meta.next);
-                    log.index.trim(log.meta.first);
-                }
+                state.clamp();
                 let mut bad_entries = Vec::new();
                 let scan = scan_with(
                     &buf,
