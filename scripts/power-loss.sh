@@ -6,9 +6,10 @@
 #   scripts/power-loss.sh [ITERATIONS]      # default 100 iterations per backend
 #
 # Each iteration runs a child that writes OmniPaxos-shaped batches into a fresh store on the
-# mount, kills it with SIGKILL, drops every unsynced write through LazyFS's fault FIFO (in half
-# of the iterations after a reopen and close of the store) and checks that the reopened store
-# holds every acknowledged batch and no half-applied one. Fails on any lost acknowledged batch,
+# mount (in the `-4-logs` jobs, into four logs of one store from four threads at once), kills
+# it with SIGKILL, drops every unsynced write through LazyFS's fault FIFO (in half of the
+# iterations after a reopen and close of the store) and checks that the reopened store (each
+# log) holds every acknowledged batch and no half-applied one. Fails on any lost acknowledged batch,
 # half-applied batch or store that will not open; prints per backend the kills, power losses,
 # acknowledged batches checked and lost batches.
 #
@@ -110,12 +111,13 @@ mkdir -p "$base"
 work="$(mktemp -d "$base/paxstore-power-loss.XXXXXX")"
 bin="$work/paxstore"
 # The binary is copied out of the shared target directory, where a build of another checkout
-# can replace it at any moment; the copy must be ours (it knows --power-loss).
+# can replace it at any moment; the copy must be ours (it knows --power-loss and --logs).
 for try in 1 2 3; do
     echo "power-loss: building paxstore (profile $profile, all backends)" >&2
     "${build[@]}"
     cp "$built" "$bin"
-    if "$bin" torture --help 2>/dev/null | grep -q -- '--power-loss'; then
+    if "$bin" torture --help 2>/dev/null | grep -q -- '--power-loss' &&
+        "$bin" torture --help 2>/dev/null | grep -q -- '--logs'; then
         break
     fi
     echo "power-loss: $built was replaced by another build; building again" >&2
@@ -365,9 +367,15 @@ run_job files safe "$iterations" --backend files || status=1
 run_job files-small-segments safe "$iterations" --backend files --segment-size 262144 || status=1
 run_job rocks safe "$iterations" --backend rocks || status=1
 run_job files-multi safe "$iterations" --backend files-multi || status=1
+# Four logs of one store written at once by four threads: the group commit's shared writes and
+# syncs under power loss (each log checked against its own model).
+run_job files-multi-4-logs safe "$iterations" --backend files-multi --logs 4 || status=1
+run_job rocks-4-logs safe "$iterations" --backend rocks --logs 4 || status=1
 run_job files-sync-never lossy "$never_iterations" --backend files --sync never || status=1
 run_job rocks-sync-never lossy "$never_iterations" --backend rocks --sync never || status=1
 run_job files-multi-sync-never lossy "$never_iterations" --backend files-multi --sync never || status=1
+run_job files-multi-4-logs-sync-never lossy "$never_iterations" --backend files-multi --logs 4 --sync never ||
+    status=1
 
 # The conformance suite's crash tests in their power-loss mode (paxstore_core::conformance::crash):
 # every persistent backend, directly and through AnyStorage, with a power cut after each kill.

@@ -311,6 +311,56 @@ fn torture_loses_nothing_on_every_persistent_backend() {
     assert_eq!(out.status.code(), Some(2), "memory cannot be tortured");
 }
 
+#[test]
+fn torture_writes_many_logs_of_one_store_at_once() {
+    let many: Vec<Backend> = Backend::persistent()
+        .into_iter()
+        .filter(|b| b.syntax() == paxstore::Syntax::DirAndLog)
+        .collect();
+    for backend in &many {
+        let dir = tempfile::tempdir().unwrap();
+        let out = paxstore(&[
+            "torture",
+            "--backend",
+            backend.name(),
+            "--logs",
+            "3",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--iterations",
+            "3",
+            "--max-batches",
+            "60",
+            "--verbose",
+        ]);
+        let said = text(&out);
+        assert!(out.status.success(), "{backend}:\n{said}");
+        assert!(said.contains("RESULT: nothing acknowledged lost"), "{said}");
+        assert!(said.contains("3 logs written at once"), "{said}");
+        for log in ["log-0: ", "log-1: ", "log-2: "] {
+            assert!(
+                said.contains(log),
+                "{backend}: every log is checked:\n{said}"
+            );
+        }
+    }
+    for backend in Backend::persistent() {
+        if !many.contains(&backend) {
+            let out = paxstore(&[
+                "torture",
+                "--backend",
+                backend.name(),
+                "--logs",
+                "2",
+                "--dir",
+                "/tmp/x",
+            ]);
+            assert_eq!(out.status.code(), Some(2), "{backend}: {}", text(&out));
+            assert!(text(&out).contains("single log"), "{}", text(&out));
+        }
+    }
+}
+
 /// Every file under `dir` (recursively) with its bytes.
 fn tree(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
     let mut out = std::collections::BTreeMap::new();

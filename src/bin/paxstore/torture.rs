@@ -17,6 +17,14 @@
 //! first reopen and close the store, then cut the power: what an open reads from unsynced
 //! data and acts on (deleting files, cutting tails) must survive the cut too.
 //!
+//! With `--logs N` (N > 1, for backends that hold many logs in one store: `files-multi`,
+//! `rocks`), the child opens the logs `log-0` .. `log-{N-1}` of one store (specs
+//! `<backend>:<dir>#log-<k>`, which share the store) and writes them from N threads at once,
+//! each log its own deterministic sequence of steps ([`log_step`]), acknowledging with
+//! `PAXSTORE-ACK log-<k> <i>`. Concurrent writers to one store are what a group commit batches
+//! into one write and one sync; every log is then checked against its own model, and the
+//! summary sums the counts over the logs.
+//!
 //! Everything random is drawn from `--seed`, so a run can be repeated kill point for kill
 //! point (the kill itself lands a few random microseconds after an acknowledgement, so where
 //! inside a write it lands still varies).
@@ -30,9 +38,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
-use paxstore::{AnyStorage, Backend, StoreOptions, SyncPolicy};
+use omnipaxos::storage::StorageOp;
+use paxstore::{AnyStorage, Backend, StorageSpec, StoreOptions, SyncPolicy, Syntax};
 use paxstore_core::conformance::{
-    crash::{batch, write_until_killed, ACK},
+    crash::{apply_step, step, write_until_killed, CrashStep, ACK},
     verify_store,
 };
 use paxstore_core::kv::KeyValue;
@@ -79,9 +88,15 @@ pub struct TortureArgs {
     /// How many kill-and-check rounds.
     #[arg(long, default_value_t = 50)]
     iterations: u32,
-    /// Most acknowledged batches before a kill (the count is drawn from 1..=this).
+    /// Most acknowledged batches before a kill (the count is drawn from 1..=this; with
+    /// `--logs N`, from 1..=N times this, over all the logs).
     #[arg(long, default_value_t = 400)]
     max_batches: u64,
+    /// How many logs of one store the child writes at once, each from a thread of its own
+    /// (logs `log-0` ..; more than 1 only for backends with many logs in a store: files-multi,
+    /// rocks). Each log is checked against its own model.
+    #[arg(long, default_value_t = 1)]
+    logs: usize,
     /// Seed of the random kill points (default: from the clock). The run prints the seed it
     /// used; `--seed` with that value repeats the same kill points.
     #[arg(long)]
@@ -135,6 +150,9 @@ pub struct ChildArgs {
     /// (files) Segment size.
     #[arg(long)]
     segment_size: Option<u64>,
+    /// How many logs, each written by a thread of its own.
+    #[arg(long, default_value_t = 1)]
+    logs: usize,
 }
 
 /// How the stores are opened, in the parent and in the child alike.
@@ -144,6 +162,9 @@ struct StoreConfig {
     sync: Sync,
     preallocate: Option<Switch>,
     segment_size: Option<u64>,
+    /// 1: the store's single log (the backend's plain spec); more: logs `log-0` .. of one
+    /// store.
+    logs: usize,
 }
 
 impl StoreConfig {
@@ -162,6 +183,10 @@ impl StoreConfig {
             args.push("--segment-size".into());
             args.push(s.to_string());
         }
+        if self.logs > 1 {
+            args.push("--logs".into());
+            args.push(self.logs.to_string());
+        }
         args
     }
 
@@ -176,6 +201,9 @@ impl StoreConfig {
         }
         if let Some(b) = self.segment_size {
             s += &format!(", segments of {b} bytes");
+        }
+        if self.logs > 1 {
+            s += &format!(", {} logs written at once", self.logs);
         }
         s
     }
@@ -201,6 +229,49 @@ fn open(cfg: &StoreConfig, dir: &Path) -> Result<AnyStorage<KeyValue>, String> {
         .map_err(|e| format!("open {}: {e}", dir.display()))
 }
 
+/// The most logs `--logs` takes (the step numbers of [`log_step`] stay far from overflowing
+/// the workload's `u32` ballots).
+const MAX_LOGS: usize = 64;
+/// Log `k`'s steps are the crash workload's steps from `k * LOG_STRIDE` on: a multiple of 96
+/// (16 step kinds, in rounds that alternate by 2 and 3), so every log runs the same kinds of
+/// step in the same order as log 0, with entries, snapshots and ballots of its own; and more
+/// than the child ever writes, so no two logs share a step number.
+const LOG_STRIDE: usize = 96 * 1042;
+/// The most steps a multi-log child writes per log before it stops by itself.
+const CHILD_MAX_STEPS: usize = 100_000;
+
+/// The name of log `k` with `--logs N > 1`.
+fn log_name(log: usize) -> String {
+    format!("log-{log}")
+}
+
+/// Step `i` of log `log`'s sequence, given the log's state before it: the crash workload's
+/// step `log * LOG_STRIDE + i` (log 0's sequence is the single-log one).
+fn log_step(log: usize, i: usize, before: &Model<KeyValue>) -> CrashStep {
+    step(log * LOG_STRIDE + i, before)
+}
+
+/// The ops of [`log_step`]: applied to the model as one batch, the state after the step.
+fn log_batch(log: usize, i: usize, before: &Model<KeyValue>) -> Vec<StorageOp<KeyValue>> {
+    log_step(log, i, before).ops
+}
+
+/// Opens the store's logs: its single log with `--logs 1`, else `log-0` .. `log-{N-1}`
+/// through specs `<backend>:<dir>#log-<k>`, which share one store.
+fn open_logs(cfg: &StoreConfig, dir: &Path) -> Result<Vec<AnyStorage<KeyValue>>, String> {
+    if cfg.logs <= 1 {
+        return Ok(vec![open(cfg, dir)?]);
+    }
+    let options = StoreOptions::new().sync(cfg.sync.policy());
+    (0..cfg.logs)
+        .map(|log| {
+            let spec = StorageSpec::new(cfg.backend, dir, Some(&log_name(log)))
+                .map_err(|e| e.to_string())?;
+            AnyStorage::open_spec(&spec, options.clone()).map_err(|e| format!("open {spec}: {e}"))
+        })
+        .collect()
+}
+
 /// The child: writes the crash test's batches until killed (see
 /// `paxstore_core::conformance::crash::write_until_killed`).
 pub fn child(args: ChildArgs) -> ExitCode {
@@ -209,7 +280,11 @@ pub fn child(args: ChildArgs) -> ExitCode {
         sync: args.sync,
         preallocate: args.preallocate,
         segment_size: args.segment_size,
+        logs: args.logs,
     };
+    if cfg.logs > 1 {
+        return child_logs(&cfg, &args.dir);
+    }
     let opened = |dir: &Path| -> omnipaxos::storage::StorageResult<AnyStorage<KeyValue>> {
         Ok(open(&cfg, dir)?)
     };
@@ -220,6 +295,64 @@ pub fn child(args: ChildArgs) -> ExitCode {
             ExitCode::from(3)
         }
     }
+}
+
+/// The child with `--logs N > 1`: opens the N logs of one store, then writes each from a
+/// thread of its own, [`log_step`] `0, 1, …` of its log, writing `{ACK}log-<k> <i>` (one
+/// line in one write, flushed) after step `i` of log `k` returned `Ok`. Any failure (an open,
+/// a step, a panic) ends the whole process with an error at once, so the parent never takes
+/// a log that stopped for one the kill stopped.
+fn child_logs(cfg: &StoreConfig, dir: &Path) -> ExitCode {
+    let stores = match open_logs(cfg, dir) {
+        Ok(stores) => stores,
+        Err(e) => {
+            eprintln!("paxstore torture-child: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        std::process::exit(3);
+    }));
+    let writers: Vec<_> = stores
+        .into_iter()
+        .enumerate()
+        .map(|(log, mut store)| {
+            std::thread::spawn(move || {
+                let fail = |why: String| -> ! {
+                    eprintln!("paxstore torture-child: {}: {why}", log_name(log));
+                    std::process::exit(3)
+                };
+                let mut model = Model::new();
+                for i in 0..CHILD_MAX_STEPS {
+                    let step = log_step(log, i, &model);
+                    if let Err(e) = model.apply_batch(&step.ops) {
+                        fail(format!("step {i} is invalid on the model: {e}"));
+                    }
+                    let what = if step.single {
+                        "single-op call"
+                    } else {
+                        "batch"
+                    };
+                    if let Err(e) = apply_step(&mut store, step) {
+                        fail(format!("step {i} ({what}) failed: {e}"));
+                    }
+                    // The whole line in one write: acknowledgements of different logs never
+                    // interleave, and a kill never leaves half a line behind.
+                    let line = format!("{ACK}{} {i}\n", log_name(log));
+                    let mut out = std::io::stdout().lock();
+                    if let Err(e) = out.write_all(line.as_bytes()).and_then(|_| out.flush()) {
+                        fail(format!("writing the acknowledgement: {e}"));
+                    }
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        let _ = writer.join();
+    }
+    ExitCode::SUCCESS
 }
 
 /// LazyFS's fault FIFO and its completion FIFO.
@@ -353,22 +486,24 @@ enum Found {
     Neither(String),
 }
 
-fn model_after(n: usize) -> Result<Model<KeyValue>, String> {
+/// Log `log`'s model after its steps `0..n`.
+fn model_after(log: usize, n: usize) -> Result<Model<KeyValue>, String> {
     let mut model = Model::new();
     for k in 0..n {
-        let ops = batch(k, &model);
+        let ops = log_batch(log, k, &model);
         model.apply_batch(&ops).map_err(|e| e.to_string())?;
     }
     Ok(model)
 }
 
-fn examine(store: &AnyStorage<KeyValue>, acked: usize) -> Result<Found, String> {
-    let mut model = model_after(acked)?;
+/// What the reopened log `log` holds, with `acked` of its steps acknowledged.
+fn examine(store: &AnyStorage<KeyValue>, log: usize, acked: usize) -> Result<Found, String> {
+    let mut model = model_after(log, acked)?;
     let why_acked = match verify_store(store, &model) {
         Ok(()) => return Ok(Found::Match { landed: false }),
         Err(why) => why,
     };
-    let ops = batch(acked, &model);
+    let ops = log_batch(log, acked, &model);
     model.apply_batch(&ops).map_err(|e| e.to_string())?;
     let why_next = match verify_store(store, &model) {
         Ok(()) => return Ok(Found::Match { landed: true }),
@@ -382,7 +517,7 @@ fn examine(store: &AnyStorage<KeyValue>, acked: usize) -> Result<Found, String> 
         if verify_store(store, &model).is_ok() {
             kept = Some(k);
         }
-        let ops = batch(k, &model);
+        let ops = log_batch(log, k, &model);
         model.apply_batch(&ops).map_err(|e| e.to_string())?;
     }
     Ok(match kept {
@@ -394,17 +529,18 @@ fn examine(store: &AnyStorage<KeyValue>, acked: usize) -> Result<Found, String> 
     })
 }
 
-/// One kill (and power loss) and what the reopened store held.
+/// One kill (and power loss) and what the reopened store held, log by log.
 struct Round {
-    acked: usize,
+    /// Per log, its acknowledged steps.
+    acked: Vec<usize>,
     power_losses: u32,
     reopened_first: bool,
-    /// The state after the final reopen, or why the store would not open.
-    found: Result<Found, String>,
-    /// The reopen before the power loss saw the in-flight batch, the one after it did not:
-    /// the open reported data that was never synced (a failure: a restarted node may have
-    /// told its peers about it).
-    seen_then_lost: bool,
+    /// Per log, the state after the final reopen; or why the store would not open.
+    found: Result<Vec<Found>, String>,
+    /// Per log: the reopen before the power loss saw the in-flight batch, the one after it
+    /// did not: the open reported data that was never synced (a failure: a restarted node may
+    /// have told its peers about it).
+    seen_then_lost: Vec<bool>,
     reopen: Duration,
 }
 
@@ -424,8 +560,10 @@ fn round(
     rng: &mut Rng,
     index: u32,
 ) -> Result<Round, Abort> {
-    // Every round draws the same three numbers, whatever happens in it.
-    let target = 1 + (rng.next() % args.max_batches.max(1)) as usize;
+    // Every round draws the same three numbers, whatever happens in it. The target counts
+    // acknowledgements over all the logs.
+    let logs = cfg.logs.max(1);
+    let target = 1 + (rng.next() % (args.max_batches.max(1) * logs as u64)) as usize;
     let delay = Duration::from_micros(rng.next() % 3000);
     let reopen_first = rng.next() >> 63 == 1 && args.power_loss.is_some();
     if args.verbose {
@@ -459,17 +597,30 @@ fn round(
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(k) = line.strip_prefix(ACK).and_then(|k| k.parse::<usize>().ok()) {
-                let _ = tx.send(k);
+            if let Some(ack) = line.strip_prefix(ACK).and_then(parse_ack) {
+                let _ = tx.send(ack);
             }
         }
     });
     let deadline = Instant::now() + Duration::from_secs(60);
-    let mut acked = 0;
+    let mut acked = vec![0; logs];
+    let mut ack = |(log, k): (usize, usize)| -> Result<(), Abort> {
+        let slot = acked.get_mut(log).ok_or_else(|| {
+            Abort::Store(format!(
+                "the child acknowledged a step of log {log}, but it writes {logs} logs"
+            ))
+        })?;
+        *slot = (*slot).max(k + 1);
+        Ok(())
+    };
+    let mut total = 0;
     let mut exited = None;
-    while acked < target && Instant::now() < deadline {
+    while total < target && Instant::now() < deadline {
         match rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(k) => acked = k + 1,
+            Ok(a) => {
+                ack(a)?;
+                total += 1;
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 if let Some(status) = proc.try_wait().map_err(|e| Abort::Store(e.to_string()))? {
                     exited = Some(status);
@@ -486,34 +637,38 @@ fn round(
     }
     let status = proc.wait().map_err(|e| Abort::Store(e.to_string()))?;
     let _ = reader.join();
-    while let Ok(k) = rx.try_recv() {
-        acked = acked.max(k + 1);
+    while let Ok(a) = rx.try_recv() {
+        ack(a)?;
     }
     // Anything but our SIGKILL (an error exit, a panic, a crash) is the child's own doing.
     if exited.is_some() || status.signal() != Some(SIGKILL) {
         return Err(Abort::Store(format!(
-            "the child stopped by itself ({status}) after {acked} acknowledged batches, before \
-             it was killed (its error, if any, is above)"
+            "the child stopped by itself ({status}) after {} acknowledged batches, before \
+             it was killed (its error, if any, is above)",
+            acked.iter().sum::<usize>()
         )));
     }
 
     let mut power_losses = 0;
-    let mut seen_in_flight = false;
+    let mut seen_in_flight = vec![false; logs];
     if reopen_first {
         // The open after a plain kill reads (and may act on) data not yet synced; whatever
         // it shows must hold against the model like any reopen after a kill.
-        let store =
-            open(cfg, dir).map_err(|e| Abort::Store(format!("reopen after SIGKILL: {e}")))?;
-        match examine(&store, acked).map_err(Abort::Store)? {
-            Found::Match { landed } => seen_in_flight = landed,
-            other => {
-                return Err(Abort::Store(format!(
-                    "reopen after SIGKILL, before any power loss: {}",
-                    describe_found(&other, acked)
-                )))
+        let stores =
+            open_logs(cfg, dir).map_err(|e| Abort::Store(format!("reopen after SIGKILL: {e}")))?;
+        for (log, store) in stores.iter().enumerate() {
+            match examine(store, log, acked[log]).map_err(Abort::Store)? {
+                Found::Match { landed } => seen_in_flight[log] = landed,
+                other => {
+                    return Err(Abort::Store(format!(
+                        "reopen after SIGKILL, before any power loss: {}{}",
+                        log_prefix(cfg, log),
+                        describe_found(&other, acked[log])
+                    )))
+                }
             }
         }
-        drop(store);
+        drop(stores);
     }
     if let Some(pl) = &args.power_loss {
         pl.cut().map_err(Abort::Environment)?;
@@ -521,8 +676,13 @@ fn round(
     }
 
     let t = Instant::now();
-    let found = match open(cfg, dir) {
-        Ok(store) => examine(&store, acked).map_err(Abort::Store)?,
+    let found = match open_logs(cfg, dir) {
+        Ok(stores) => stores
+            .iter()
+            .enumerate()
+            .map(|(log, store)| examine(store, log, acked[log]))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Abort::Store)?,
         Err(e) => {
             let after = if power_losses > 0 {
                 "reopen after power loss"
@@ -534,18 +694,24 @@ fn round(
                 power_losses,
                 reopened_first: reopen_first,
                 found: Err(format!("{after}: {e}")),
-                seen_then_lost: false,
+                seen_then_lost: vec![false; logs],
                 reopen: t.elapsed(),
             });
         }
     };
     let reopen = t.elapsed();
-    let seen_then_lost = seen_in_flight && found == Found::Match { landed: false };
+    let seen_then_lost = (0..logs)
+        .map(|log| seen_in_flight[log] && found[log] == Found::Match { landed: false })
+        .collect();
     if args.verbose {
-        println!(
-            "  iteration {index}: {acked} acknowledged; {}",
-            describe_found(&found, acked)
-        );
+        for (log, found) in found.iter().enumerate() {
+            println!(
+                "  iteration {index}: {}{} acknowledged; {}",
+                log_prefix(cfg, log),
+                acked[log],
+                describe_found(found, acked[log])
+            );
+        }
     }
     Ok(Round {
         acked,
@@ -555,6 +721,27 @@ fn round(
         seen_then_lost,
         reopen,
     })
+}
+
+/// An acknowledgement's text after [`ACK`]: `k` (the single log's step `k`) or
+/// `log-<n> k` (step `k` of log `n`), as `(log, k)`.
+fn parse_ack(rest: &str) -> Option<(usize, usize)> {
+    match rest.strip_prefix("log-") {
+        Some(rest) => {
+            let (log, k) = rest.split_once(' ')?;
+            Some((log.parse().ok()?, k.parse().ok()?))
+        }
+        None => Some((0, rest.parse().ok()?)),
+    }
+}
+
+/// `log-<k>: ` before what is said of one log, with several logs; nothing with one.
+fn log_prefix(cfg: &StoreConfig, log: usize) -> String {
+    if cfg.logs > 1 {
+        format!("{}: ", log_name(log))
+    } else {
+        String::new()
+    }
 }
 
 fn describe_found(found: &Found, acked: usize) -> String {
@@ -637,10 +824,20 @@ impl Totals {
             self.min.unwrap_or(0),
             self.max
         );
-        println!(
-            "  in-flight batch had landed: {} of {} kills",
-            self.landed, self.kills
-        );
+        if cfg.logs > 1 {
+            println!(
+                "  in-flight batch had landed: {} of {} logs killed ({} kills of {} logs)",
+                self.landed,
+                self.kills as usize * cfg.logs,
+                self.kills,
+                cfg.logs
+            );
+        } else {
+            println!(
+                "  in-flight batch had landed: {} of {} kills",
+                self.landed, self.kills
+            );
+        }
         if self.reopened_first > 0 {
             println!(
                 "  forgotten after a reopen:   {} (the reopen before the power loss showed the \
@@ -693,6 +890,25 @@ pub fn run(args: TortureArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if args.logs == 0 || args.logs > MAX_LOGS {
+        eprintln!("paxstore torture: --logs takes 1 to {MAX_LOGS}");
+        return ExitCode::from(2);
+    }
+    if args.logs > 1 && args.backend.syntax() != Syntax::DirAndLog {
+        eprintln!(
+            "paxstore torture: --logs {} needs a backend that holds many logs in one store ({}); \
+             a `{}` store holds a single log",
+            args.logs,
+            Backend::persistent()
+                .iter()
+                .filter(|b| b.syntax() == Syntax::DirAndLog)
+                .map(|b| b.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            args.backend
+        );
+        return ExitCode::from(2);
+    }
     if let Err(e) = std::fs::create_dir_all(&args.dir) {
         eprintln!(
             "paxstore torture: cannot create {}: {e}",
@@ -716,6 +932,7 @@ pub fn run(args: TortureArgs) -> ExitCode {
         sync: args.sync,
         preallocate: args.preallocate,
         segment_size: args.segment_size,
+        logs: args.logs,
     };
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -724,11 +941,16 @@ pub fn run(args: TortureArgs) -> ExitCode {
     });
     let mut rng = Rng::new(seed);
     println!(
-        "torture: {}, {} iterations in {}, seed {seed}, up to {} batches per child{}",
+        "torture: {}, {} iterations in {}, seed {seed}, up to {} batches per child{}{}",
         cfg.describe(),
         args.iterations,
         args.dir.display(),
-        args.max_batches,
+        args.max_batches * cfg.logs as u64,
+        if cfg.logs > 1 {
+            format!(" (over its {} logs)", cfg.logs)
+        } else {
+            String::new()
+        },
         match &args.power_loss {
             Some(pl) => format!(
                 ", a power loss after each kill (LazyFS {})",
@@ -773,40 +995,56 @@ pub fn run(args: TortureArgs) -> ExitCode {
         t.kills += 1;
         t.power_losses += r.power_losses;
         t.reopened_first += u32::from(r.reopened_first && r.power_losses > 0);
-        t.checked += r.acked;
-        t.min = Some(t.min.map_or(r.acked, |m| m.min(r.acked)));
-        t.max = t.max.max(r.acked);
+        let acked_total: usize = r.acked.iter().sum();
+        t.checked += acked_total;
+        t.min = Some(t.min.map_or(acked_total, |m| m.min(acked_total)));
+        t.max = t.max.max(acked_total);
         t.reopen_sum += r.reopen;
         t.reopen_max = t.reopen_max.max(r.reopen);
-        let failure = match &r.found {
-            Ok(Found::Match { .. }) if r.seen_then_lost => {
-                t.seen_then_lost += 1;
-                Some(format!(
-                    "the reopen after the kill showed the batch in flight ({} batches), the \
-                     reopen after the power loss only the {} acknowledged ones: an open \
-                     reported (and may have acted on) data it had not made durable",
-                    r.acked + 1,
-                    r.acked
-                ))
-            }
-            Ok(Found::Match { landed }) => {
-                t.landed += u32::from(*landed);
-                None
-            }
-            Ok(found @ Found::Lost { kept }) => {
-                t.lost_batches += r.acked - kept;
-                t.lost_rounds += 1;
-                Some(describe_found(found, r.acked))
-            }
-            Ok(found @ Found::Neither(_)) => {
-                t.half_applied += 1;
-                Some(describe_found(found, r.acked))
+        let mut failures = Vec::new();
+        match &r.found {
+            Ok(found) => {
+                let mut lost_here = false;
+                for (log, found) in found.iter().enumerate() {
+                    let acked = r.acked[log];
+                    let why = match found {
+                        Found::Match { .. } if r.seen_then_lost[log] => {
+                            t.seen_then_lost += 1;
+                            Some(format!(
+                                "the reopen after the kill showed the batch in flight ({} \
+                                 batches), the reopen after the power loss only the {} \
+                                 acknowledged ones: an open reported (and may have acted on) \
+                                 data it had not made durable",
+                                acked + 1,
+                                acked
+                            ))
+                        }
+                        Found::Match { landed } => {
+                            t.landed += u32::from(*landed);
+                            None
+                        }
+                        Found::Lost { kept } => {
+                            t.lost_batches += acked - kept;
+                            lost_here = true;
+                            Some(describe_found(found, acked))
+                        }
+                        Found::Neither(_) => {
+                            t.half_applied += 1;
+                            Some(describe_found(found, acked))
+                        }
+                    };
+                    if let Some(why) = why {
+                        failures.push(format!("{}{why}", log_prefix(&cfg, log)));
+                    }
+                }
+                t.lost_rounds += u32::from(lost_here);
             }
             Err(e) => {
                 t.unopenable += 1;
-                Some(e.clone())
+                failures.push(e.clone());
             }
-        };
+        }
+        let failure = (!failures.is_empty()).then(|| failures.join("; "));
         if let Some(why) = failure {
             if args.power_loss.is_some() && file_system_gone(&args.dir) {
                 println!(
