@@ -28,6 +28,11 @@ pub const KIND_LOG_BATCH: u8 = 3;
 pub const KIND_REGISTRY: u8 = 4;
 /// The record that seals a many-logs store's segment: every log's live runs in it.
 pub const KIND_STORE_SEAL: u8 = 5;
+/// A many-logs store's record opening each chunk (the records written with one write): where
+/// the stream was known durable when the chunk was written.
+pub const KIND_GROUP: u8 = 6;
+/// Length of a framed group record.
+pub const GROUP_RECORD: usize = RECORD_HEADER + 8;
 /// The first eight bytes of every segment of a many-logs store.
 pub const STORE_SEGMENT_MAGIC: [u8; 8] = *b"PAXMLS\0\x01";
 /// The fixed trailer at the end of a sealed segment.
@@ -368,7 +373,24 @@ pub enum Frame {
 
 /// Whether `kind` is a record kind of either store.
 pub fn is_record_kind(kind: u8) -> bool {
-    (KIND_BATCH..=KIND_STORE_SEAL).contains(&kind)
+    (KIND_BATCH..=KIND_GROUP).contains(&kind)
+}
+
+/// A framed group record: every byte of its segment before `durable_end` was durable when
+/// the chunk it opens was written.
+pub fn encode_group(durable_end: u64) -> [u8; GROUP_RECORD] {
+    let mut buf = [0u8; GROUP_RECORD];
+    buf[RECORD_HEADER..].copy_from_slice(&durable_end.to_le_bytes());
+    seal_record_frame(&mut buf, KIND_GROUP);
+    buf
+}
+
+/// Decodes a group record's body: its `durable_end`.
+pub fn parse_group(body: &[u8]) -> Result<u64, DecodeError> {
+    match u64_at(body, 0) {
+        Some(end) if body.len() == 8 => Ok(end),
+        _ => corrupt(format!("group record of {} bytes", body.len())),
+    }
 }
 
 /// Reads the record framed at the start of `buf`.

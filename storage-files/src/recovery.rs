@@ -501,6 +501,12 @@ fn open_sealed(engine: &mut Engine, id: u64) -> Result<()> {
 /// prefix checksums ([`RangeCrc`](crate::crc_range::RangeCrc)) in constant time, and only a
 /// candidate whose checksum matches is parsed in full.
 fn valid_record_after(buf: &[u8], from: usize) -> bool {
+    valid_record_after_where(buf, from, |_, _| true)
+}
+
+/// Whether a complete record with a valid checksum for which `pred(kind, body)` holds starts
+/// anywhere at or after `from` (see [`valid_record_after`]).
+fn valid_record_after_where(buf: &[u8], from: usize, pred: impl Fn(u8, &[u8]) -> bool) -> bool {
     // A record's kind byte is not zero, so it starts at least a header before the last
     // non-zero byte.
     let Some(end) = buf.iter().rposition(|&b| b != 0) else {
@@ -525,7 +531,10 @@ fn valid_record_after(buf: &[u8], from: usize) -> bool {
             return false;
         };
         crcs.record_crc_matches(p, e)
-            && matches!(format::parse_frame(&buf[p..]), Frame::Record { .. })
+            && match format::parse_frame(&buf[p..]) {
+                Frame::Record { kind, body, .. } => pred(kind, &buf[p + body.start..p + body.end]),
+                _ => false,
+            }
     })
 }
 
@@ -708,6 +717,17 @@ pub(crate) fn is_torn_tail(buf: &[u8], at: usize) -> bool {
     !valid_record_after(buf, at + 1)
 }
 
+/// The many-logs store's rule for the unsound record at `at` of its newest segment: it is a
+/// torn write (never acknowledged, cut off by open) unless a valid group record after it says
+/// that the stream was durable past `at` when its chunk was written. Records after `at` that
+/// were written while `at` was not yet durable (the rest of its own chunk, or a chunk written
+/// while it was being synced) prove nothing: a power loss may keep them and lose `at`.
+pub(crate) fn is_torn_store_tail(buf: &[u8], at: usize) -> bool {
+    !valid_record_after_where(buf, at + 1, |kind, body| {
+        kind == format::KIND_GROUP && format::parse_group(body).is_ok_and(|end| end > at as u64)
+    })
+}
+
 /// Where the live segments start in `ids` (sorted): segments below the last gap in the ids
 /// are dead (their deletion was interrupted: a failed unlink, or a power loss that kept a
 /// later unlink and not an earlier one); the live log is the run of consecutive ids that ends
@@ -755,6 +775,7 @@ fn replay_last(engine: &mut Engine, id: u64, stale_below: Option<u64>) -> Result
         &buf,
         scan.end,
         strict,
+        is_torn_tail,
     )?;
     let (first, next) = (engine.meta.first, engine.meta.next);
     let runs = engine.index.runs();
@@ -820,6 +841,7 @@ pub(crate) fn settle_tail(
     buf: &[u8],
     end: ScanEnd,
     strict: bool,
+    is_torn: fn(&[u8], usize) -> bool,
 ) -> Result<(usize, bool, bool)> {
     let len = buf.len() as u64;
     let mut sealed = false;
@@ -849,7 +871,7 @@ pub(crate) fn settle_tail(
         // its trailer. The seal holds nothing the records before it do not, so it is cut like
         // a torn record, unless valid records follow.
         ScanEnd::SealWithoutTrailer { at, trailer_at, .. } => {
-            if strict && !is_torn_tail(buf, at) {
+            if strict && !is_torn(buf, at) {
                 return Err(Error::corrupt(
                     path,
                     trailer_at as u64,
@@ -862,7 +884,7 @@ pub(crate) fn settle_tail(
         // A damaged length field can make any record look cut short: it is a torn write only
         // if no valid record follows.
         ScanEnd::Truncated { at } => {
-            if strict && !is_torn_tail(buf, at) {
+            if strict && !is_torn(buf, at) {
                 return Err(Error::corrupt(
                     path,
                     at as u64,
@@ -873,7 +895,7 @@ pub(crate) fn settle_tail(
             at
         }
         ScanEnd::Bad { at, reason } => {
-            if strict && !is_torn_tail(buf, at) {
+            if strict && !is_torn(buf, at) {
                 return Err(Error::corrupt(
                     path,
                     at as u64,

@@ -164,6 +164,9 @@ pub(crate) struct Stream {
 #[derive(Default)]
 pub(crate) struct Order {
     pub(crate) applied: u64,
+    /// (segment, offset): everything before it in that segment is durable. A chunk's group
+    /// record carries the offset (see `recovery::is_torn_store_tail`).
+    pub(crate) durable: (u64, u64),
     /// Why a chunk failed: every chunk after it fails too.
     pub(crate) failed: Option<String>,
 }

@@ -13,7 +13,9 @@ use crate::engine::{apply_effects, Active, Files, Segment};
 use crate::error::{Error, Result};
 use crate::format::{self, Frame, RegistryOp};
 use crate::options::{FilesOptions, RecoveryMode};
-use crate::recovery::{decode_err, list_store, live_from, scan_with, settle_tail, Listing, Reject};
+use crate::recovery::{
+    decode_err, is_torn_store_tail, list_store, live_from, scan_with, settle_tail, Listing, Reject,
+};
 use crate::stats::Stats;
 
 pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Inner> {
@@ -92,6 +94,7 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Inner> {
             &buf,
             scan.end,
             strict,
+            is_torn_store_tail,
         )?;
         for log in state.logs.values() {
             if !log.index.covers(log.meta.first, log.meta.next) {
@@ -240,6 +243,10 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Inner> {
             // A new store, or a newest segment that was sealed: start the next one.
             stream::create_segment(&inner, &mut stream)?;
         }
+        // Open synced what it read: the newest segment is durable to its end.
+        if let Some(a) = stream.files.active.as_ref() {
+            super::lock(&inner.order).durable = (a.id, a.end);
+        }
         stream::reclaim(&inner, &mut stream);
         stream.files.check()?;
     }
@@ -366,6 +373,14 @@ pub(crate) fn replay(
             stream::apply_registry(state, &op)
                 .map(|_| ())
                 .map_err(Reject::Rejected)
+        }
+        format::KIND_GROUP => {
+            format::parse_group(body)
+                .map(|_| ())
+                .map_err(|error| Reject::Undecodable {
+                    what: "group record",
+                    error,
+                })
         }
         format::KIND_STORE_SEAL => {
             format::parse_store_seal(body)

@@ -126,26 +126,17 @@ fn write_chunk(inner: &Inner, w: &mut Written) {
         let room = stream.files.active.as_ref().map_or(0, |a| {
             (stream.files.opts.segment_size).saturating_sub(a.end + 2 * format::TRAILER_LEN as u64)
         });
-        while j < n && total + w.group[j].record.len() as u64 <= room {
+        while j < n && total + (format::GROUP_RECORD + w.group[j].record.len()) as u64 <= room {
             total += w.group[j].record.len() as u64;
             j += 1;
         }
         let sync = w.group[i..j].iter().any(|r| r.sync);
         let frees = w.group[i..j].iter().all(|r| r.frees);
-        let written = if j == i + 1 {
-            stream.files.write_record(&w.group[i].record, false, frees)
-        } else {
-            let mut buf = std::mem::take(&mut stream.buf);
-            buf.clear();
+        let written = write_chunk_bytes(inner, &mut stream, frees, |buf| {
             for r in &w.group[i..j] {
                 buf.extend_from_slice(&r.record);
             }
-            let written = stream.files.write_record(&buf, false, frees);
-            if buf.capacity() <= 2 * super::MAX_GROUP_BYTES {
-                stream.buf = buf;
-            }
-            written
-        };
+        });
         w.next = j;
         match written.and_then(|(seg, offset)| Ok((seg, offset, stream.files.handle(seg)?))) {
             Ok((seg, offset, file)) => {
@@ -169,6 +160,37 @@ fn write_chunk(inner: &Inner, w: &mut Written) {
             }
         }
     }
+}
+
+/// Writes one chunk at the end of the active segment, unsynced: a group record saying how far
+/// the segment is durable now, then what `fill` puts in the buffer, with one write. The
+/// segment and the offset of the first byte after the group record.
+fn write_chunk_bytes(
+    inner: &Inner,
+    stream: &mut Stream,
+    frees: bool,
+    fill: impl FnOnce(&mut Vec<u8>),
+) -> Result<(u64, u64)> {
+    let durable_end = match stream.files.active.as_ref() {
+        Some(a) => {
+            let durable = lock(&inner.order).durable;
+            if durable.0 == a.id {
+                durable.1
+            } else {
+                a.header_len
+            }
+        }
+        None => 0,
+    };
+    let mut buf = std::mem::take(&mut stream.buf);
+    buf.clear();
+    buf.extend_from_slice(&format::encode_group(durable_end));
+    fill(&mut buf);
+    let written = stream.files.write_record(&buf, false, frees);
+    if buf.capacity() <= 2 * super::MAX_GROUP_BYTES {
+        stream.buf = buf;
+    }
+    written.map(|(seg, offset)| (seg, offset + format::GROUP_RECORD as u64))
 }
 
 /// Waits until every chunk up to `seq` is durable and applied (or failed).
@@ -251,6 +273,9 @@ pub(crate) fn finish_group(inner: &Inner, mut w: Written) -> Vec<Result<()>> {
                     .counters
                     .records
                     .fetch_add((chunk.end - chunk.start) as u64, Ordering::Relaxed);
+                if chunk.sync {
+                    order.durable = (chunk.seg, end);
+                }
             }
         }
         order.applied = chunk.seq;
@@ -387,7 +412,10 @@ pub(crate) fn reclaim(inner: &Inner, stream: &mut Stream) {
 pub(crate) fn rotate_now(inner: &Inner) -> Result<()> {
     let mut stream = lock(&inner.stream);
     stream.files.check()?;
-    let result = rotate(inner, &mut stream);
+    // The seal lists every record of the segment: the chunks in flight first.
+    let result = wait_applied(inner, stream.written)
+        .and_then(|()| inner.check())
+        .and_then(|()| rotate(inner, &mut stream));
     if let Err(e) = &result {
         if stream.files.check().is_err() {
             inner.poison(e);
@@ -467,6 +495,8 @@ pub(crate) fn create_segment(inner: &Inner, stream: &mut Stream) -> Result<()> {
         file: stream.files.handle(id)?,
     };
     inner.write_state().segs.insert(id, view);
+    // Its header is durable (synced, renamed, directory synced), and nothing else is in it.
+    lock(&inner.order).durable = (id, header.len() as u64);
     Ok(())
 }
 
@@ -486,8 +516,12 @@ fn relocate(inner: &Inner, stream: &mut Stream) -> Result<()> {
         return Ok(());
     };
     let chunk = RELOCATE_CHUNK.min(seg_size / 4);
+    let room = stream.files.active.as_ref().map_or(0, |a| {
+        seg_size.saturating_sub(a.end + 2 * format::TRAILER_LEN as u64)
+    });
     let mut moved = 0u64;
-    let mut any = false;
+    let mut written = 0u64;
+    let mut records = Vec::new();
     let oldest: Vec<(u64, u64)> = stream
         .files
         .segments
@@ -533,48 +567,57 @@ fn relocate(inner: &Inner, stream: &mut Stream) -> Result<()> {
             let mut batch = BatchBuilder::for_log(log, Vec::new());
             batch.relocate(from, entries.iter().map(|e| e.as_slice()));
             let (record, effects) = batch.finish();
-            if stream.files.full_for(record.len() as u64, false) {
+            if written + (format::GROUP_RECORD + record.len()) as u64 > room {
                 break 'segments;
             }
-            let (s, offset) = stream.files.write_record(&record, false, false)?;
-            let mut state = inner.write_state();
-            grew(&mut state, s, offset + record.len() as u64);
-            let l = state.logs.get_mut(&log).ok_or_else(|| Error::Poisoned {
-                reason: format!("log {log} vanished during relocation"),
-            })?;
-            if let Err(reason) = apply_effects(&mut l.meta, &mut l.index, s, offset, effects, true)
-            {
-                let e = Error::Poisoned {
-                    reason: format!("a relocation could not be applied: {reason}"),
-                };
-                stream.files.poisoned.get_or_insert(e.to_string());
-                return Err(e);
-            }
-            drop(state);
+            written += record.len() as u64;
             moved += bytes;
-            any = true;
-            inner
-                .counters
-                .relocated_bytes
-                .fetch_add(bytes, Ordering::Relaxed);
+            records.push((log, record, effects, bytes));
         }
         total = total.saturating_sub(size);
     }
-    if any {
-        // The copies must be durable before the old segments go.
-        let file = stream.files.handle(active)?;
-        stream.files.stats.fsyncs += 1;
-        if let Err(e) = file.sync_data() {
-            let e = Error::io(
-                "fdatasync",
-                stream.files.path(&format::segment_name(active)),
-                e,
-            );
+    if records.is_empty() {
+        return Ok(());
+    }
+    // One chunk, synced before anything is applied or deleted on its strength.
+    let (seg, mut offset) = write_chunk_bytes(inner, stream, false, |buf| {
+        for (_, record, _, _) in &records {
+            buf.extend_from_slice(record);
+        }
+    })?;
+    let file = stream.files.handle(seg)?;
+    stream.files.stats.fsyncs += 1;
+    if let Err(e) = file.sync_data() {
+        let e = Error::io(
+            "fdatasync",
+            stream.files.path(&format::segment_name(seg)),
+            e,
+        );
+        stream.files.poisoned.get_or_insert(e.to_string());
+        return Err(e);
+    }
+    let mut state = inner.write_state();
+    grew(&mut state, seg, offset + written);
+    for (log, record, effects, bytes) in records {
+        let l = state.logs.get_mut(&log).ok_or_else(|| Error::Poisoned {
+            reason: format!("log {log} vanished during relocation"),
+        })?;
+        if let Err(reason) = apply_effects(&mut l.meta, &mut l.index, seg, offset, effects, true) {
+            let e = Error::Poisoned {
+                reason: format!("a relocation could not be applied: {reason}"),
+            };
             stream.files.poisoned.get_or_insert(e.to_string());
             return Err(e);
         }
-        reclaim(inner, stream);
+        offset += record.len() as u64;
+        inner
+            .counters
+            .relocated_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
     }
+    drop(state);
+    lock(&inner.order).durable = (seg, offset);
+    reclaim(inner, stream);
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use super::recover::{read_seal, replay};
 use super::State;
 use crate::env::StdFs;
 use crate::format::{self, Effect};
-use crate::recovery::{is_torn_tail, live_from, scan_with, ScanEnd};
+use crate::recovery::{is_torn_store_tail, live_from, scan_with, ScanEnd};
 
 /// Reads and checks the many-logs store (`FilesStore`, marker `files-multi`) in `dir` without
 /// opening it: no lock, nothing written or cut. It checks what open reads, by open's own
@@ -147,7 +147,7 @@ pub fn verify_store(dir: &Path) -> Result<Summary, Unreadable> {
                     ScanEnd::Truncated { at }
                     | ScanEnd::Bad { at, .. }
                     | ScanEnd::SealWithoutTrailer { at, .. } => {
-                        if is_torn_tail(&buf, at) {
+                        if is_torn_store_tail(&buf, at) {
                             notes.push(format!(
                                 "{newest_name}: a torn final record at offset {at} (cut off at the next open)"
                             ));
