@@ -335,7 +335,10 @@ fn cold_logs_keep_the_segment_bytes_within_the_bound_and_read_back() {
     );
     // The stated bound on the copying: at most A / (A - 1) = 2 with A = 2 (headers and seals
     // included), reached only when nothing ever dies.
-    assert!(wa < 2.0, "write amplification {wa:.3} over the stated bound of 2");
+    assert!(
+        wa < 2.0,
+        "write amplification {wa:.3} over the stated bound of 2"
+    );
     let models: Vec<Model<KeyValue>> = cold.iter().map(|(_, m)| m.clone()).collect();
     let hot_models: Vec<Model<KeyValue>> = hot.iter().map(|(_, m)| m.clone()).collect();
     drop((cold, hot, store));
