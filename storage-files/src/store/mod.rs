@@ -238,9 +238,12 @@ impl Inner {
             |group| stream::write_group(self, group),
             |written| stream::finish_group(self, written),
             || {
-                Err(Error::Poisoned {
+                // A stage panicked: what reached the files is unknown.
+                let e = Error::Poisoned {
                     reason: "a group commit failed unexpectedly".into(),
-                })
+                };
+                self.poison(&e);
+                Err(e)
             },
         )
     }

@@ -109,8 +109,9 @@ fn write_chunk(inner: &Inner, w: &mut Written) {
             .full_for(first.record.len() as u64, first.frees)
         {
             // The seal lists every record of the segment: the chunks in flight first.
-            let rotated =
-                wait_applied(inner, stream.written).and_then(|()| rotate(inner, &mut stream));
+            let rotated = wait_applied(inner, stream.written)
+                .and_then(|()| inner.check())
+                .and_then(|()| rotate(inner, &mut stream));
             if let Err(e) = rotated {
                 if stream.files.check().is_err() {
                     inner.poison(&e);
@@ -290,9 +291,10 @@ pub(crate) fn finish_group(inner: &Inner, mut w: Written) -> Vec<Result<()>> {
                 .files
                 .poisoned
                 .get_or_insert(reason.unwrap_or_default());
+            let start = chunk.offset - format::GROUP_RECORD as u64;
             let _ = chunk
                 .file
-                .set_len(chunk.offset)
+                .set_len(start)
                 .and_then(|()| chunk.file.sync_all());
         }
         if w.next < w.group.len() {
