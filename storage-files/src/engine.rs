@@ -797,14 +797,6 @@ impl Engine {
         self.files.read_range(&self.index, from, to, f)
     }
 
-    /// Reads and checks the current snapshot's encoded bytes.
-    pub(crate) fn read_snapshot(&self) -> Result<Option<Vec<u8>>> {
-        match self.meta.snapshot {
-            Some(r) => self.files.read_snapshot_file(r).map(Some),
-            None => Ok(None),
-        }
-    }
-
     pub(crate) fn stats(&self) -> Stats {
         let mut s = self.files.stats();
         s.index_bytes = self.index.memory_bytes() as u64;

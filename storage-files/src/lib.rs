@@ -61,6 +61,7 @@ mod purge;
 mod recovery;
 pub mod stats;
 mod storage;
+mod storage_impl;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -2,13 +2,10 @@
 
 use std::marker::PhantomData;
 use std::path::Path;
-use std::sync::Mutex;
 
-use omnipaxos::{
-    ballot_leader_election::Ballot,
-    storage::{Entry, StopSign, Storage, StorageOp, StorageResult},
-};
+use omnipaxos::storage::{Entry, StorageOp};
 use paxstore_core::{
+    bounds::Bounds,
     codec,
     plan::{Plan, Step},
 };
@@ -51,7 +48,7 @@ pub struct FilesStorage<T: Entry> {
     engine: Engine,
     /// The last snapshot read, by snapshot file id: OmniPaxos asks for the snapshot on every
     /// read below the compacted index, and the file only changes when its id does.
-    snapshot_cache: Mutex<Option<(u64, T::Snapshot)>>,
+    snapshot_cache: crate::storage_impl::SnapshotCache<T::Snapshot>,
     _entries: PhantomData<fn() -> T>,
 }
 
@@ -82,7 +79,7 @@ where
     pub fn open_with(dir: impl AsRef<Path>, options: FilesOptions) -> Result<Self> {
         Ok(FilesStorage {
             engine: crate::recovery::open(dir.as_ref(), options)?,
-            snapshot_cache: Mutex::new(None),
+            snapshot_cache: crate::storage_impl::SnapshotCache::new(),
             _entries: PhantomData,
         })
     }
@@ -170,91 +167,21 @@ where
         self.engine.check()?;
         Ok(f(self.engine.checkpoint()))
     }
+
+    fn range(&self, f: impl FnOnce(Bounds) -> Option<std::ops::Range<usize>>) -> Result<Vec<T>> {
+        self.read(f(self.engine.bounds()))
+    }
+
+    fn snapshot(&self) -> Result<Option<T::Snapshot>> {
+        self.engine.check()?;
+        match self.engine.checkpoint().snapshot {
+            Some(r) => Ok(Some(
+                self.snapshot_cache
+                    .get(r, || self.engine.read_snapshot_file(r))?,
+            )),
+            None => Ok(None),
+        }
+    }
 }
 
-impl<T> Storage<T> for FilesStorage<T>
-where
-    T: Entry + Serialize + DeserializeOwned,
-    T::Snapshot: Serialize + DeserializeOwned,
-{
-    fn write_atomically(&mut self, ops: Vec<StorageOp<T>>) -> StorageResult<()> {
-        Ok(self.write(ops)?)
-    }
-    fn append_entry(&mut self, entry: T) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::AppendEntry(entry)])?)
-    }
-    fn append_entries(&mut self, entries: Vec<T>) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::AppendEntries(entries)])?)
-    }
-    fn append_on_prefix(&mut self, from_idx: usize, entries: Vec<T>) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::AppendOnPrefix(from_idx, entries)])?)
-    }
-    fn set_promise(&mut self, n_prom: Ballot) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::SetPromise(n_prom)])?)
-    }
-    fn set_decided_idx(&mut self, ld: usize) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::SetDecidedIndex(ld)])?)
-    }
-    fn get_decided_idx(&self) -> StorageResult<usize> {
-        Ok(self.meta(|m| m.decided as usize)?)
-    }
-    fn set_accepted_round(&mut self, na: Ballot) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::SetAcceptedRound(na)])?)
-    }
-    fn get_accepted_round(&self) -> StorageResult<Option<Ballot>> {
-        Ok(self.meta(|m| m.accepted)?)
-    }
-    fn get_entries(&self, from: usize, to: usize) -> StorageResult<Vec<T>> {
-        Ok(self.read(self.engine.bounds().entries_range(from, to))?)
-    }
-    fn get_log_len(&self) -> StorageResult<usize> {
-        Ok(self.meta(|m| (m.next - m.first) as usize)?)
-    }
-    fn get_suffix(&self, from: usize) -> StorageResult<Vec<T>> {
-        Ok(self.read(self.engine.bounds().suffix_range(from))?)
-    }
-    fn get_promise(&self) -> StorageResult<Option<Ballot>> {
-        Ok(self.meta(|m| m.promise)?)
-    }
-    fn set_stopsign(&mut self, s: Option<StopSign>) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::SetStopsign(s)])?)
-    }
-    fn get_stopsign(&self) -> StorageResult<Option<StopSign>> {
-        Ok(self.meta(|m| m.stopsign.clone())?)
-    }
-    fn trim(&mut self, idx: usize) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::Trim(idx)])?)
-    }
-    fn set_compacted_idx(&mut self, idx: usize) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::SetCompactedIdx(idx)])?)
-    }
-    fn get_compacted_idx(&self) -> StorageResult<usize> {
-        Ok(self.meta(|m| m.compacted as usize)?)
-    }
-    fn set_snapshot(&mut self, snapshot: Option<T::Snapshot>) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::SetSnapshot(snapshot)])?)
-    }
-    fn get_snapshot(&self) -> StorageResult<Option<T::Snapshot>> {
-        self.engine.check()?;
-        let Some(id) = self.engine.checkpoint().snapshot.map(|r| r.id) else {
-            return Ok(None);
-        };
-        // A poisoned cache lock only means a reader panicked mid-clone; the cached value is
-        // still whole (it is replaced only by assignment).
-        let mut cache = self
-            .snapshot_cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some((cached, snapshot)) = cache.as_ref() {
-            if *cached == id {
-                return Ok(Some(snapshot.clone()));
-            }
-        }
-        let Some(bytes) = self.engine.read_snapshot()? else {
-            return Ok(None);
-        };
-        let snapshot: T::Snapshot = codec::decode("snapshot", &bytes)?;
-        *cache = Some((id, snapshot.clone()));
-        Ok(Some(snapshot))
-    }
-}
+crate::storage_impl::storage_impl!(FilesStorage);

@@ -31,10 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
 
-use omnipaxos::{
-    ballot_leader_election::Ballot,
-    storage::{Entry, StopSign, Storage, StorageOp, StorageResult},
-};
+use omnipaxos::storage::{Entry, StorageOp};
 use paxstore_core::{
     bounds::Bounds,
     codec,
@@ -387,7 +384,7 @@ impl FilesStore {
             store: self.clone(),
             id,
             name: name.to_string(),
-            snapshot_cache: Mutex::new(None),
+            snapshot_cache: crate::storage_impl::SnapshotCache::new(),
             _entries: PhantomData,
         })
     }
@@ -506,7 +503,7 @@ pub struct FilesLog<T: Entry> {
     id: u64,
     name: String,
     /// The last snapshot read, by snapshot file id.
-    snapshot_cache: Mutex<Option<(u64, T::Snapshot)>>,
+    snapshot_cache: crate::storage_impl::SnapshotCache<T::Snapshot>,
     _entries: PhantomData<fn() -> T>,
 }
 
@@ -669,84 +666,15 @@ where
         let range = self.meta(|m| f(Bounds::new(m.first as usize, m.next as usize)))?;
         self.read(range)
     }
-}
 
-impl<T> Storage<T> for FilesLog<T>
-where
-    T: Entry + Serialize + DeserializeOwned,
-    T::Snapshot: Serialize + DeserializeOwned,
-{
-    fn write_atomically(&mut self, ops: Vec<StorageOp<T>>) -> StorageResult<()> {
-        Ok(self.write(ops)?)
-    }
-    fn append_entry(&mut self, entry: T) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::AppendEntry(entry)])?)
-    }
-    fn append_entries(&mut self, entries: Vec<T>) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::AppendEntries(entries)])?)
-    }
-    fn append_on_prefix(&mut self, from_idx: usize, entries: Vec<T>) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::AppendOnPrefix(from_idx, entries)])?)
-    }
-    fn set_promise(&mut self, n_prom: Ballot) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::SetPromise(n_prom)])?)
-    }
-    fn set_decided_idx(&mut self, ld: usize) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::SetDecidedIndex(ld)])?)
-    }
-    fn get_decided_idx(&self) -> StorageResult<usize> {
-        Ok(self.meta(|m| m.decided as usize)?)
-    }
-    fn set_accepted_round(&mut self, na: Ballot) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::SetAcceptedRound(na)])?)
-    }
-    fn get_accepted_round(&self) -> StorageResult<Option<Ballot>> {
-        Ok(self.meta(|m| m.accepted)?)
-    }
-    fn get_entries(&self, from: usize, to: usize) -> StorageResult<Vec<T>> {
-        Ok(self.range(|b| b.entries_range(from, to))?)
-    }
-    fn get_log_len(&self) -> StorageResult<usize> {
-        Ok(self.meta(|m| (m.next - m.first) as usize)?)
-    }
-    fn get_suffix(&self, from: usize) -> StorageResult<Vec<T>> {
-        Ok(self.range(|b| b.suffix_range(from))?)
-    }
-    fn get_promise(&self) -> StorageResult<Option<Ballot>> {
-        Ok(self.meta(|m| m.promise)?)
-    }
-    fn set_stopsign(&mut self, s: Option<StopSign>) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::SetStopsign(s)])?)
-    }
-    fn get_stopsign(&self) -> StorageResult<Option<StopSign>> {
-        Ok(self.meta(|m| m.stopsign.clone())?)
-    }
-    fn trim(&mut self, idx: usize) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::Trim(idx)])?)
-    }
-    fn set_compacted_idx(&mut self, idx: usize) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::SetCompactedIdx(idx)])?)
-    }
-    fn get_compacted_idx(&self) -> StorageResult<usize> {
-        Ok(self.meta(|m| m.compacted as usize)?)
-    }
-    fn set_snapshot(&mut self, snapshot: Option<T::Snapshot>) -> StorageResult<()> {
-        Ok(self.write(vec![StorageOp::SetSnapshot(snapshot)])?)
-    }
-    fn get_snapshot(&self) -> StorageResult<Option<T::Snapshot>> {
+    fn snapshot(&self) -> Result<Option<T::Snapshot>> {
         let Some(r) = self.meta(|m| m.snapshot)? else {
             return Ok(None);
         };
-        let mut cache = lock(&self.snapshot_cache);
-        if let Some((cached, snapshot)) = cache.as_ref() {
-            if *cached == r.id {
-                return Ok(Some(snapshot.clone()));
-            }
-        }
         let inner = &self.store.inner;
-        let bytes = crate::engine::read_snapshot(inner.opts.fs.as_ref(), &inner.dir, r)?;
-        let snapshot: T::Snapshot = codec::decode("snapshot", &bytes)?;
-        *cache = Some((r.id, snapshot.clone()));
-        Ok(Some(snapshot))
+        let read = || crate::engine::read_snapshot(inner.opts.fs.as_ref(), &inner.dir, r);
+        Ok(Some(self.snapshot_cache.get(r, read)?))
     }
 }
+
+crate::storage_impl::storage_impl!(FilesLog);
