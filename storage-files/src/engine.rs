@@ -130,6 +130,32 @@ impl std::ops::DerefMut for Engine {
 }
 
 impl Files {
+    /// The files of the store in `dir` (locked by `lock`, marked `marker`), before open reads
+    /// its segments.
+    pub(crate) fn new(
+        dir: &Path,
+        opts: FilesOptions,
+        lock: Box<dyn FsLock>,
+        marker: paxstore_core::identity::Marker,
+    ) -> Files {
+        let fs = opts.fs.clone();
+        Files {
+            dir: dir.to_path_buf(),
+            purger: Purger::new(fs.clone(), opts.background_purge),
+            opts,
+            fs,
+            _lock: lock,
+            segments: BTreeMap::new(),
+            active: None,
+            poisoned: None,
+            next_segment_id: 1,
+            next_snapshot_id: 1,
+            handles: Default::default(),
+            marker,
+            stats: Stats::default(),
+        }
+    }
+
     pub(crate) fn check(&self) -> Result<()> {
         match self.poisoned.clone().or_else(|| self.purger.error()) {
             Some(reason) => Err(Error::Poisoned { reason }),

@@ -5,7 +5,6 @@
 //! The cost is a fixed number of small reads per sealed segment plus one read of the last
 //! segment, so it is bounded by the segment size, not by the length of the log.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -47,23 +46,8 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
     } = list_store(fs.as_ref(), dir, opts.adopt_unmarked, BACKEND)?;
     let mut segment_ids = segment_ids;
 
-    let background = opts.background_purge;
     let mut engine = Engine {
-        files: Files {
-            dir: dir.to_path_buf(),
-            opts,
-            fs: fs.clone(),
-            purger: crate::purge::Purger::new(fs.clone(), background),
-            _lock: lock,
-            segments: BTreeMap::new(),
-            active: None,
-            poisoned: None,
-            next_segment_id: 1,
-            next_snapshot_id: 1,
-            handles: Default::default(),
-            marker,
-            stats: Stats::default(),
-        },
+        files: Files::new(dir, opts, lock, marker),
         index: Index::new(),
         meta: Default::default(),
         scratch: Vec::new(),

@@ -2,7 +2,6 @@
 //! checkpoint), every sealed segment's seal (positions), the newest segment's records, a torn
 //! tail cut, coverage per log, leftovers removed. Sealed segments' records are never read.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Mutex, RwLock};
@@ -16,7 +15,6 @@ use crate::options::{FilesOptions, RecoveryMode};
 use crate::recovery::{
     decode_err, is_torn_store_tail, list_store, live_from, scan_with, settle_tail, Listing, Reject,
 };
-use crate::stats::Stats;
 
 pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Inner> {
     opts.validate()?;
@@ -30,23 +28,8 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Inner> {
         leftovers,
     } = list_store(fs.as_ref(), dir, opts.adopt_unmarked, super::BACKEND)?;
     let mut segment_ids = segment_ids;
-    let background = opts.background_purge;
     let strict = opts.recovery == RecoveryMode::Strict;
-    let mut files = Files {
-        dir: dir.to_path_buf(),
-        opts: opts.clone(),
-        fs: fs.clone(),
-        purger: crate::purge::Purger::new(fs.clone(), background),
-        _lock: lock,
-        segments: BTreeMap::new(),
-        active: None,
-        poisoned: None,
-        next_segment_id: 1,
-        next_snapshot_id: 1,
-        handles: Default::default(),
-        marker: marker.clone(),
-        stats: Stats::default(),
-    };
+    let mut files = Files::new(dir, opts.clone(), lock, marker.clone());
     let mut state = State::default();
     let mut next_log_id = 1;
     let stale: Vec<u64> = segment_ids.drain(..live_from(&segment_ids)).collect();
