@@ -340,7 +340,11 @@ impl Files {
             return Ok(v);
         }
         let Locs::Lazy { seal_offset, cell } = &run.locs else {
-            unreachable!("a run that is not loaded is lazy")
+            return Err(Error::corrupt(
+                &self.dir,
+                0,
+                "a single-log store's index holds a many-logs store's run",
+            ));
         };
         let seg = self.segment(run.seg)?;
         let file = self.handle(run.seg)?;

@@ -26,8 +26,11 @@ pub const KIND_SEAL: u8 = 2;
 pub const KIND_LOG_BATCH: u8 = 3;
 /// A many-logs store's record adding or dropping a log.
 pub const KIND_REGISTRY: u8 = 4;
-/// The record that seals a many-logs store's segment: every log's live runs in it.
+/// The record that seals a many-logs store's segment: the summary of every log's live runs in
+/// it (their position tables are in the [`KIND_STORE_TABLES`] record before it).
 pub const KIND_STORE_SEAL: u8 = 5;
+/// The position tables of a many-logs store's sealed segment, just before its summary.
+pub const KIND_STORE_TABLES: u8 = 7;
 /// A many-logs store's record opening each chunk (the records written with one write): where
 /// the stream was known durable when the chunk was written.
 pub const KIND_GROUP: u8 = 6;
@@ -373,7 +376,7 @@ pub enum Frame {
 
 /// Whether `kind` is a record kind of either store.
 pub fn is_record_kind(kind: u8) -> bool {
-    (KIND_BATCH..=KIND_GROUP).contains(&kind)
+    (KIND_BATCH..=KIND_STORE_TABLES).contains(&kind)
 }
 
 /// A framed group record: every byte of its segment before `durable_end` was durable when
@@ -719,7 +722,7 @@ pub fn parse_registry(body: &[u8]) -> Result<RegistryOp, DecodeError> {
     }
 }
 
-/// One log's run of entries in a many-logs store's seal record.
+/// One log's run of entries in a many-logs store's seal, as written at rotation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SealRun {
     /// The log's id.
@@ -730,70 +733,116 @@ pub struct SealRun {
     pub locs: Vec<Loc>,
 }
 
-/// Encodes a many-logs store's seal record (framed): every log's live runs in the segment.
-pub fn encode_store_seal(runs: &[SealRun]) -> Vec<u8> {
-    let n: usize = runs.iter().map(|r| 20 + 8 * r.locs.len()).sum();
-    let mut buf = Vec::with_capacity(RECORD_HEADER + 4 + n);
+/// One log's run as open reads it from a seal's summary: where its position table is, not the
+/// table itself (read on first use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealRunRef {
+    /// The log's id.
+    pub log: u64,
+    /// The index of the first entry.
+    pub at: u64,
+    /// The number of entries.
+    pub count: u32,
+    /// Bytes of the entries (for the store's space accounting).
+    pub bytes: u64,
+    /// Where the run's position table (`count` × (offset u32, length u32)) is in the segment.
+    pub table_offset: u64,
+    /// CRC32C of the table.
+    pub table_crc: u32,
+}
+
+/// Bytes of one run in a seal summary.
+const SUMMARY_RUN: usize = 8 + 8 + 4 + 8 + 8 + 4;
+
+/// Encodes a many-logs store's seal, to be written at `at` of its segment: a TABLES record
+/// (kind 7) with every run's position table, then the SUMMARY record (kind 5) listing the runs
+/// with their tables' offsets and CRCs. Returns the bytes and the summary's offset in them (the
+/// trailer points at the summary).
+pub fn encode_store_seal(runs: &[SealRun], at: u64) -> (Vec<u8>, usize) {
+    let tables: usize = runs.iter().map(|r| 8 * r.locs.len()).sum();
+    let mut buf = Vec::with_capacity(2 * RECORD_HEADER + tables + 4 + SUMMARY_RUN * runs.len());
     buf.resize(RECORD_HEADER, 0);
-    buf.extend_from_slice(&(runs.len() as u32).to_le_bytes());
+    let mut refs = Vec::with_capacity(runs.len());
     for r in runs {
-        buf.extend_from_slice(&r.log.to_le_bytes());
-        buf.extend_from_slice(&r.at.to_le_bytes());
-        buf.extend_from_slice(&(r.locs.len() as u32).to_le_bytes());
+        let start = buf.len();
         for l in &r.locs {
             buf.extend_from_slice(&l.offset.to_le_bytes());
             buf.extend_from_slice(&l.len.to_le_bytes());
         }
-    }
-    seal_record_frame(&mut buf, KIND_STORE_SEAL);
-    buf
-}
-
-/// Decodes a many-logs store's seal body.
-pub fn parse_store_seal(body: &[u8]) -> Result<Vec<SealRun>, DecodeError> {
-    let Some(n) = u32_at(body, 0) else {
-        return corrupt("store seal cut short");
-    };
-    let mut at = 4;
-    let mut runs = Vec::with_capacity((n as usize).min(1 << 16));
-    for _ in 0..n {
-        let (Some(log), Some(first), Some(count)) = (
-            u64_at(body, at),
-            u64_at(body, at + 8),
-            u32_at(body, at + 16),
-        ) else {
-            return corrupt("store seal run cut short");
-        };
-        at += 20;
-        let Some(table) = body.get(at..at + 8 * count as usize) else {
-            return corrupt(format!(
-                "store seal run of {count} positions overruns the record"
-            ));
-        };
-        if first.checked_add(count as u64).is_none() {
-            return corrupt("store seal run beyond the largest index");
-        }
-        let locs = table
-            .chunks_exact(8)
-            .map(|c| Loc {
-                offset: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                len: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-            })
-            .collect();
-        at += 8 * count as usize;
-        runs.push(SealRun {
-            log,
-            at: first,
-            locs,
+        refs.push(SealRunRef {
+            log: r.log,
+            at: r.at,
+            count: r.locs.len() as u32,
+            bytes: r.locs.iter().map(|l| l.len as u64).sum(),
+            table_offset: at + start as u64,
+            table_crc: crc32c::crc32c(&buf[start..]),
         });
     }
-    if at != body.len() {
+    seal_record_frame(&mut buf, KIND_STORE_TABLES);
+    let summary = buf.len();
+    buf.resize(summary + RECORD_HEADER, 0);
+    buf.extend_from_slice(&(refs.len() as u32).to_le_bytes());
+    for r in &refs {
+        buf.extend_from_slice(&r.log.to_le_bytes());
+        buf.extend_from_slice(&r.at.to_le_bytes());
+        buf.extend_from_slice(&r.count.to_le_bytes());
+        buf.extend_from_slice(&r.bytes.to_le_bytes());
+        buf.extend_from_slice(&r.table_offset.to_le_bytes());
+        buf.extend_from_slice(&r.table_crc.to_le_bytes());
+    }
+    seal_record_frame(&mut buf[summary..], KIND_STORE_SEAL);
+    (buf, summary)
+}
+
+/// Decodes a many-logs store's seal summary body.
+pub fn parse_store_seal(body: &[u8]) -> Result<Vec<SealRunRef>, DecodeError> {
+    let Some(n) = u32_at(body, 0) else {
+        return corrupt("store seal summary cut short");
+    };
+    if (n as usize)
+        .checked_mul(SUMMARY_RUN)
+        .and_then(|b| b.checked_add(4))
+        != Some(body.len())
+    {
         return corrupt(format!(
-            "{} stray bytes after the store seal's runs",
-            body.len() - at
+            "store seal summary of {} bytes cannot hold {n} runs",
+            body.len()
         ));
     }
+    let mut runs = Vec::with_capacity(n as usize);
+    for k in 0..n as usize {
+        let b = 4 + k * SUMMARY_RUN;
+        let run = SealRunRef {
+            log: u64_at(body, b).unwrap_or(0),
+            at: u64_at(body, b + 8).unwrap_or(0),
+            count: u32_at(body, b + 16).unwrap_or(0),
+            bytes: u64_at(body, b + 20).unwrap_or(0),
+            table_offset: u64_at(body, b + 28).unwrap_or(0),
+            table_crc: u32_at(body, b + 36).unwrap_or(0),
+        };
+        if run.at.checked_add(run.count as u64).is_none() {
+            return corrupt("store seal run beyond the largest index");
+        }
+        runs.push(run);
+    }
     Ok(runs)
+}
+
+/// Decodes a position table read from `r.table_offset`, checking its CRC.
+pub fn parse_table(r: &SealRunRef, bytes: &[u8]) -> Result<Vec<Loc>, DecodeError> {
+    if bytes.len() != 8 * r.count as usize || crc32c::crc32c(bytes) != r.table_crc {
+        return corrupt(format!(
+            "position table of log {} at {} fails its checksum",
+            r.log, r.at
+        ));
+    }
+    Ok(bytes
+        .chunks_exact(8)
+        .map(|c| Loc {
+            offset: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+            len: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+        })
+        .collect())
 }
 
 /// The seal record of a segment: its live run `[first, first + locs.len())` and positions.

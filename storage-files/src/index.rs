@@ -22,6 +22,13 @@ pub enum Locs {
         /// Positions, once loaded.
         cell: OnceLock<Arc<Vec<Loc>>>,
     },
+    /// In a many-logs store's position table (see `format::SealRunRef`); loaded on first use.
+    Table {
+        /// Where the table is, its length and CRC.
+        table: crate::format::SealRunRef,
+        /// Positions, once loaded.
+        cell: OnceLock<Arc<Vec<Loc>>>,
+    },
 }
 
 /// A contiguous range `[start, end)` of live entries stored in segment `seg`; position `k`
@@ -44,13 +51,20 @@ pub struct Run {
 }
 
 impl Run {
-    /// Bytes of the entries `[from, to)` of this run, if its positions are in memory.
+    /// Bytes of the entries `[from, to)` of this run: exact if its positions are in memory,
+    /// else its share of the run's byte count.
     fn bytes_of(&self, from: u64, to: u64) -> u64 {
+        if from >= to {
+            return 0;
+        }
         match self.loaded() {
-            Some(v) if from < to => v
+            Some(v) => v
                 .get((from - self.base) as usize..(to - self.base) as usize)
                 .map_or(0, |s| s.iter().map(|l| l.len as u64).sum()),
-            _ => 0,
+            None if self.end > self.start => {
+                (self.bytes as u128 * (to - from) as u128 / (self.end - self.start) as u128) as u64
+            }
+            None => 0,
         }
     }
 
@@ -67,6 +81,10 @@ impl Run {
                     seal_offset: *seal_offset,
                     cell: cell.clone(),
                 },
+                Locs::Table { table, cell } => Locs::Table {
+                    table: *table,
+                    cell: cell.clone(),
+                },
             },
             bytes: self.bytes,
         }
@@ -76,7 +94,7 @@ impl Run {
     pub fn loaded(&self) -> Option<&[Loc]> {
         match &self.locs {
             Locs::Loaded(v) => Some(v),
-            Locs::Lazy { cell, .. } => cell.get().map(|v| v.as_slice()),
+            Locs::Lazy { cell, .. } | Locs::Table { cell, .. } => cell.get().map(|v| v.as_slice()),
         }
     }
 }
@@ -207,11 +225,38 @@ impl Index {
     /// index held for them (nothing, or older copies), splitting runs at the edges. The many-
     /// logs store's recovery (a seal's runs over older seals') and its rewriter use it.
     pub fn replace(&mut self, seg: u64, at: u64, locs: Vec<Loc>) {
-        let n = locs.len() as u64;
-        if n == 0 {
+        let bytes = locs.iter().map(|l| l.len as u64).sum();
+        self.replace_run(Run {
+            seg,
+            base: at,
+            start: at,
+            end: at + locs.len() as u64,
+            locs: Locs::Loaded(locs),
+            bytes,
+        });
+    }
+
+    /// [`replace`](Self::replace) with a run whose positions are in a many-logs store's
+    /// position table, read on first use.
+    pub fn replace_table(&mut self, seg: u64, table: crate::format::SealRunRef) {
+        self.replace_run(Run {
+            seg,
+            base: table.at,
+            start: table.at,
+            end: table.at + table.count as u64,
+            locs: Locs::Table {
+                table,
+                cell: OnceLock::new(),
+            },
+            bytes: table.bytes,
+        });
+    }
+
+    fn replace_run(&mut self, new: Run) {
+        let (at, end) = (new.start, new.end);
+        if end <= at {
             return;
         }
-        let end = at + n;
         let mut kept = VecDeque::with_capacity(self.runs.len() + 2);
         for run in self.runs.drain(..) {
             if run.end <= at || run.start >= end {
@@ -240,17 +285,7 @@ impl Index {
             }
         }
         let k = kept.partition_point(|r| r.end <= at);
-        kept.insert(
-            k,
-            Run {
-                seg,
-                base: at,
-                start: at,
-                end,
-                bytes: locs.iter().map(|l| l.len as u64).sum(),
-                locs: Locs::Loaded(locs),
-            },
-        );
+        kept.insert(k, new);
         self.runs = kept;
     }
 
@@ -292,7 +327,7 @@ impl Index {
             .iter()
             .map(|r| match &r.locs {
                 Locs::Loaded(v) => v.capacity() * std::mem::size_of::<Loc>(),
-                Locs::Lazy { cell, .. } => cell.get().map_or(0, |v| v.capacity() * std::mem::size_of::<Loc>()),
+                Locs::Lazy { cell, .. } | Locs::Table { cell, .. } => cell.get().map_or(0, |v| v.capacity() * std::mem::size_of::<Loc>()),
             } + std::mem::size_of::<Run>())
             .sum()
     }

@@ -79,3 +79,50 @@ fn a_single_log_store_is_not_taken_for_a_many_logs_one() {
     drop(log);
     assert!(verify_store(dir.path()).is_err());
 }
+
+#[test]
+fn a_damaged_position_table_is_reported_by_verify_and_by_the_read_that_needs_it() {
+    use paxstore_files::format;
+    let dir = tempfile::tempdir().unwrap();
+    filled(dir.path());
+    let mut segments: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() >= 2, "no sealed segment");
+    let sealed = &segments[segments.len() - 2];
+    let mut bytes = std::fs::read(sealed).unwrap();
+    let t = format::decode_trailer(&bytes[bytes.len() - format::TRAILER_LEN..]).unwrap();
+    let format::Frame::Record { body, .. } = format::parse_frame(&bytes[t.seal_offset as usize..])
+    else {
+        panic!("no seal summary")
+    };
+    let at = t.seal_offset as usize;
+    let runs = format::parse_store_seal(&bytes[at + body.start..at + body.end]).unwrap();
+    // A run still live after the trims (to 10, 11, 12).
+    let run = runs.iter().find(|r| r.at + r.count as u64 > 13).unwrap();
+    let name = format!("log-{}", run.log - 1);
+    bytes[run.table_offset as usize + 4] ^= 0x40;
+    std::fs::write(sealed, &bytes).unwrap();
+
+    let summary = verify_store(dir.path()).expect("readable");
+    assert!(
+        summary
+            .problems
+            .iter()
+            .any(|p| &p.file == sealed && p.offset == Some(run.table_offset)),
+        "{:?}",
+        summary.problems
+    );
+    // Open does not read the tables; the read that needs the damaged one fails, naming it.
+    let store = FilesStore::open_with(dir.path(), FilesOptions::new().segment_size(16 << 10))
+        .expect("open reads no table");
+    let log = store.log::<KeyValue>(&name).unwrap();
+    let last = (run.at + run.count as u64 - 1) as usize;
+    let err = log
+        .get_entries(last, last + 1)
+        .expect_err("a damaged table read back");
+    assert!(err.to_string().contains("position table"), "{err}");
+}

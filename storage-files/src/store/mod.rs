@@ -114,10 +114,10 @@ impl State {
 
     /// Puts a sealed segment's runs over what older segments' runs gave (runs of logs dropped
     /// since are skipped).
-    pub(crate) fn apply_seal(&mut self, seg: u64, runs: Vec<format::SealRun>) {
+    pub(crate) fn apply_seal(&mut self, seg: u64, runs: Vec<format::SealRunRef>) {
         for run in runs {
             if let Some(log) = self.logs.get_mut(&run.log) {
-                log.index.replace(seg, run.at, run.locs);
+                log.index.replace_table(seg, run);
             }
         }
     }

@@ -252,12 +252,13 @@ fn open_sealed(files: &mut Files, state: &mut State, id: u64) -> Result<()> {
     Ok(())
 }
 
-/// Reads a sealed segment's header prefix, trailer and seal record: the file's length, the
-/// seal's offset and its runs (positions checked to lie before the seal).
+/// Reads a sealed segment's header prefix, trailer and seal summary: the file's length, the
+/// summary's offset and its runs (whose position tables are checked to lie between the header
+/// and the summary; they are read on first use).
 pub(crate) fn read_seal(
     fs: &dyn crate::env::FileSystem,
     path: &Path,
-) -> Result<(u64, u64, Vec<format::SealRun>)> {
+) -> Result<(u64, u64, Vec<format::SealRunRef>)> {
     let file = fs.open(path).map_err(|e| Error::io("open", path, e))?;
     let len = file.len().map_err(|e| Error::io("stat", path, e))?;
     let mut prefix = vec![0u8; format::SEGMENT_HEADER_PREFIX.min(len as usize)];
@@ -306,15 +307,16 @@ pub(crate) fn read_seal(
             "trailer disagrees with the seal record",
         ));
     }
-    if runs
-        .iter()
-        .flat_map(|r| &r.locs)
-        .any(|l| l.offset as u64 + l.len as u64 > t.seal_offset)
-    {
+    if runs.iter().any(|r| {
+        r.table_offset < hlen
+            || r.table_offset
+                .checked_add(8 * r.count as u64)
+                .is_none_or(|end| end > t.seal_offset)
+    }) {
         return Err(Error::corrupt(
             path,
             t.seal_offset,
-            "seal record places entries outside the segment's records",
+            "seal summary places a position table outside the segment's records",
         ));
     }
     Ok((len, t.seal_offset, runs))
@@ -357,6 +359,8 @@ pub(crate) fn replay(
                 .map(|_| ())
                 .map_err(Reject::Rejected)
         }
+        // The position tables of the seal that follows (read through its summary).
+        format::KIND_STORE_TABLES => Ok(()),
         format::KIND_GROUP => {
             format::parse_group(body)
                 .map(|_| ())

@@ -4,12 +4,17 @@
 
 use std::sync::atomic::Ordering;
 
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use super::{lock, Action, Inner, LogState, Request, SegView, State, Stream};
 use crate::engine::apply_effects;
 use crate::error::{Error, Result};
+use crate::format::Loc;
 use crate::format::{
     self, BatchBuilder, LogCheckpoint, RegistryOp, SealRun, StoreCheckpoint, Trailer,
 };
+use crate::index::{Locs, Run};
 
 /// Largest relocation record (entry bytes), and at most a quarter of a segment.
 const RELOCATE_CHUNK: u64 = 1 << 20;
@@ -432,9 +437,9 @@ pub(crate) fn rotate(inner: &Inner, stream: &mut Stream) -> Result<()> {
     if let Some(active) = stream.files.active.as_ref() {
         let (id, end) = (active.id, active.end);
         let runs = seal_runs(&inner.read_state(), id);
-        let mut buf = format::encode_store_seal(&runs);
+        let (mut buf, summary) = format::encode_store_seal(&runs, end);
         buf.extend_from_slice(&format::encode_trailer(&Trailer {
-            seal_offset: end,
+            seal_offset: end + summary as u64,
             first: 0,
             count: runs.len() as u64,
         }));
@@ -650,7 +655,7 @@ pub(crate) fn read_entries(
         let mut k = l.index.find(i).ok_or_else(|| missing(i))?;
         while i < to {
             let run = l.index.runs().get(k).ok_or_else(|| missing(i))?;
-            let locs = run.loaded().ok_or_else(|| missing(i))?;
+            let locs = run_locs(&state, run)?;
             let hi = to.min(run.end);
             if run.start > i || hi <= i {
                 return Err(missing(i));
@@ -677,6 +682,36 @@ pub(crate) fn read_entries(
         crate::engine::read_slice(file.as_ref(), &path, size, &slice, i, &mut buf, &mut f)?;
     }
     Ok(())
+}
+
+/// The positions of `run`: in memory, or read from its segment's position table (checked
+/// against its CRC) on first use.
+fn run_locs<'a>(state: &State, run: &'a Run) -> Result<&'a [Loc]> {
+    if let Some(v) = run.loaded() {
+        return Ok(v);
+    }
+    let Locs::Table { table, cell } = &run.locs else {
+        return Err(Error::Poisoned {
+            reason: "internal error: a many-logs store's run without a table".into(),
+        });
+    };
+    let seg = state.segs.get(&run.seg).ok_or_else(|| {
+        Error::corrupt(
+            PathBuf::from(format::segment_name(run.seg)),
+            0,
+            "segment of a live entry is missing",
+        )
+    })?;
+    let mut bytes = vec![0u8; 8 * table.count as usize];
+    seg.file
+        .read_exact_at(&mut bytes, table.table_offset)
+        .map_err(|e| Error::io("read position table", &seg.path, e))?;
+    let locs = format::parse_table(table, &bytes)
+        .map_err(|e| crate::recovery::decode_err(&seg.path, table.table_offset, e))?;
+    let _ = cell.set(Arc::new(locs));
+    run.loaded().ok_or_else(|| Error::Poisoned {
+        reason: "internal error: a position table did not load".into(),
+    })
 }
 
 /// Segment `seg` now holds `end` bytes (readers check positions against it).
