@@ -23,11 +23,13 @@
 //!
 //! `PAXSTORE_SIM_STEPS` sets the steps per workload (default 48).
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 
 use omnipaxos::storage::{Storage, StorageOp};
-use paxstore_core::conformance::cases::{ballot, stopsign};
+use paxstore_core::conformance::cases::ballot;
 use paxstore_core::conformance::crash::batch;
 use paxstore_core::conformance::{call_single_op, clone_op, verify_store};
 use paxstore_core::kv::{KVSnapshot, KeyValue};
@@ -35,20 +37,13 @@ use paxstore_core::model::Model;
 use paxstore_files::env::{CrashPattern, SimFs, Trigger};
 use paxstore_files::{FilesOptions, FilesStorage, RecoveryMode, SyncPolicy};
 
+use common::{sim_steps, single_op, Allowed, CrashDriver, Workload, AFTER_REOPEN};
+
 type Store = FilesStorage<KeyValue>;
 type Ops = Vec<StorageOp<KeyValue>>;
 
 /// The store directory: its parents do not exist at first, so open creates them too.
 const DIR: &str = "/srv/node-1/log";
-/// Steps written after a reopen (and crashed at each of their calls).
-const AFTER_REOPEN: usize = 2;
-
-fn steps() -> usize {
-    std::env::var("PAXSTORE_SIM_STEPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(48)
-}
 
 /// One step: a batch, or a single op through its own `Storage` method.
 struct Step {
@@ -63,26 +58,7 @@ fn step(k: usize, m: &Model<KeyValue>) -> Step {
             single: false,
         };
     }
-    let (first, next) = (m.first, m.next);
-    let entries = |from: usize, n: usize| -> Vec<KeyValue> {
-        (from..from + n)
-            .map(|i| KeyValue::new(format!("s-{}", i % 5), (k * 1_000_000 + i) as u64, 700))
-            .collect()
-    };
-    let op = match (k / 4) % 7 {
-        0 => StorageOp::SetPromise(ballot(k as u32)),
-        // Lowered as often as raised.
-        1 => StorageOp::SetDecidedIndex(first + (next - first) / 3),
-        2 => StorageOp::AppendEntries(entries(next, 2)),
-        3 => StorageOp::Trim(first + (next - first) / 4),
-        4 => StorageOp::SetAcceptedRound(ballot(k as u32 + 1)),
-        5 => {
-            let at = next.saturating_sub(1).max(first);
-            StorageOp::AppendOnPrefix(at, entries(at, 2))
-        }
-        _ if k % 8 == 3 => StorageOp::SetStopsign(None),
-        _ => StorageOp::SetStopsign(Some(stopsign(k as u32))),
-    };
+    let op = single_op(k, m);
     Step {
         ops: vec![op],
         single: true,
@@ -101,19 +77,6 @@ fn call(store: &mut Store, s: Step) -> Result<(), String> {
     r.map_err(|e| e.to_string())
 }
 
-#[derive(Clone, Copy)]
-struct Workload {
-    name: &'static str,
-    options: fn() -> FilesOptions,
-    sim: fn() -> SimFs,
-}
-
-impl Workload {
-    fn durable(&self) -> bool {
-        (self.options)().sync_policy().is_durable()
-    }
-}
-
 /// The state after each number of steps.
 fn history(n: usize) -> Vec<Model<KeyValue>> {
     let mut h = vec![Model::new()];
@@ -129,26 +92,53 @@ fn history(n: usize) -> Vec<Model<KeyValue>> {
 struct Ctx {
     w: Workload,
     history: Vec<Model<KeyValue>>,
-    states: usize,
-}
-
-/// What a store may hold after a crash: `history[lo..=hi]`, and for a durable workload only
-/// `lo` (acknowledged) or `hi` (one step in flight).
-#[derive(Clone, Copy, Debug)]
-struct Allowed {
-    lo: usize,
-    hi: usize,
 }
 
 impl Ctx {
-    fn open(&self, fs: &SimFs, mode: RecoveryMode) -> Result<Store, String> {
+    fn open_mode(&self, fs: &SimFs, mode: RecoveryMode) -> Result<Store, String> {
         let opts = (self.w.options)()
             .recovery(mode)
             .file_system(Arc::new(fs.clone()));
         Store::open_with(Path::new(DIR), opts).map_err(|e| e.to_string())
     }
+}
 
-    /// Which allowed state the store holds.
+impl CrashDriver for Ctx {
+    type Opened = Store;
+
+    fn workload(&self) -> &Workload {
+        &self.w
+    }
+
+    fn last(&self) -> usize {
+        self.history.len() - 1
+    }
+
+    fn open(&self, fs: &SimFs) -> Result<Store, String> {
+        self.open_mode(fs, RecoveryMode::Strict).or_else(|e| {
+            // Without syncs a power loss can leave a hole before later records: only a lenient
+            // open cuts the log there.
+            if self.w.durable() || fs.frozen() {
+                Err(e)
+            } else {
+                self.open_mode(fs, RecoveryMode::Lenient)
+            }
+        })
+    }
+
+    fn open_after_loss(&self, fs: &SimFs) -> Result<Store, String> {
+        match self.open_mode(fs, RecoveryMode::Strict) {
+            Ok(s) => Ok(s),
+            // Without syncs, the disk may keep a later write and drop an earlier one: only a
+            // lenient open can then cut the log at the hole.
+            Err(e) if !self.w.durable() => self
+                .open_mode(fs, RecoveryMode::Lenient)
+                .map_err(|e2| format!("strict open failed ({e}), lenient too: {e2}")),
+            Err(e) => Err(format!("strict open failed: {e}")),
+        }
+    }
+
+    /// Which allowed state the store holds: for a durable workload only `lo` or `hi`.
     fn which(&self, store: &Store, allowed: Allowed) -> Result<usize, String> {
         let candidates: Vec<usize> = if self.w.durable() {
             vec![allowed.hi, allowed.lo]
@@ -175,137 +165,28 @@ impl Ctx {
         ))
     }
 
-    /// Opens the file system left by a power loss and checks what it holds.
-    fn check(&mut self, crashed: &SimFs, pattern: CrashPattern, allowed: Allowed, label: &str) {
-        self.states += 1;
-        let fs = &crashed.power_loss(pattern);
-        let fail = |why: String| -> ! {
-            panic!(
-                "{} {label}, {pattern:?}: {why}\nlast calls before the crash:\n  {}\ncalls of the open after it:\n  {}",
-                self.w.name,
-                crashed.trace().join("\n  "),
-                fs.trace().join("\n  ")
-            )
-        };
-        let store = match self.open(fs, RecoveryMode::Strict) {
-            Ok(s) => s,
-            // Without syncs, the disk may keep a later write and drop an earlier one: only a
-            // lenient open can then cut the log at the hole.
-            Err(e) if !self.w.durable() => match self.open(fs, RecoveryMode::Lenient) {
-                Ok(s) => s,
-                Err(e2) => fail(format!("strict open failed ({e}), lenient too: {e2}")),
-            },
-            Err(e) => fail(format!("strict open failed: {e}")),
-        };
-        if let Err(why) = self.which(&store, allowed) {
-            fail(why);
-        }
+    fn step(&self, store: &mut Store, k: usize) -> Result<(), String> {
+        call(store, step(k, &self.history[k]))
     }
 
-    /// Opens a store on `fs` holding one of `allowed` and writes steps up to `to`. Returns
-    /// what the store may hold if the file system is now frozen (or has lost power).
-    fn drive(&self, fs: &SimFs, allowed: Allowed, to: usize, label: &str) -> Allowed {
-        let opened = self.open(fs, RecoveryMode::Strict).or_else(|e| {
-            // Without syncs a power loss can leave a hole before later records: only a lenient
-            // open cuts the log there.
-            if self.w.durable() || fs.frozen() {
-                Err(e)
-            } else {
-                self.open(fs, RecoveryMode::Lenient)
-            }
-        });
-        let mut store = match opened {
-            Ok(s) => s,
-            Err(_) if fs.frozen() => return allowed,
-            Err(e) => panic!("{} {label}: open failed without a crash: {e}", self.w.name),
-        };
-        let start = self
-            .which(&store, allowed)
-            .unwrap_or_else(|e| panic!("{} {label}: the reopened store {e}", self.w.name));
-        // What open returned is the floor from now on: it has been acted on.
-        for k in start..to {
-            let s = step(k, &self.history[k]);
-            if let Err(e) = call(&mut store, s) {
-                assert!(
-                    fs.frozen(),
-                    "{} {label}: step {k} failed without a crash: {e}\n  {}",
-                    self.w.name,
-                    fs.trace().join("\n  ")
-                );
-                let lo = if self.w.durable() { k } else { start };
-                return Allowed { lo, hi: k + 1 };
-            }
-        }
-        let lo = if self.w.durable() { to } else { start };
-        Allowed { lo, hi: to }
-    }
-
-    /// From `base` (a file system after a kill or a power loss, holding one of `allowed`):
-    /// a reopen and [`AFTER_REOPEN`] more steps, crashed at each of their calls and at the
-    /// end, each followed by a power loss.
-    fn after_restart(&mut self, base: &SimFs, allowed: Allowed, label: &str) {
-        let probe = base.fork();
-        let to = (allowed.hi + AFTER_REOPEN).min(self.history.len() - 1);
-        self.drive(&probe, allowed, to, label);
-        let calls = probe.mutations();
-        for j in 0..=calls {
-            let fs = base.fork();
-            if j < calls {
-                fs.crash_at(j);
-            }
-            let now = self.drive(&fs, allowed, to, label);
-            let label = format!("{label}, reopen crashed at call {j}");
-            for pattern in [CrashPattern::DropAll, CrashPattern::Random(j + 7)] {
-                self.check(&fs, pattern, now, &label);
-            }
+    /// Without syncs, anything acknowledged since the last open may be lost.
+    fn oldest(&self, acked: usize, start: usize) -> usize {
+        if self.w.durable() {
+            acked
+        } else {
+            start
         }
     }
 }
 
 /// Crashes the workload at every file-system call. Returns the crash states checked.
 fn explore(w: Workload) -> usize {
-    let n = steps();
-    let mut ctx = Ctx {
+    let n = sim_steps();
+    let ctx = Ctx {
         w,
         history: history(n + AFTER_REOPEN + 1),
-        states: 0,
     };
-    let start = Allowed { lo: 0, hi: 0 };
-    let clean = (w.sim)();
-    let done = ctx.drive(&clean, start, n, "clean run");
-    assert_eq!(done.hi, n, "{}: the clean run", w.name);
-    let total = clean.mutations();
-    for c in 0..total {
-        let fs = (w.sim)();
-        fs.crash_at(c);
-        let label = format!("crash at call {c} of {total}");
-        let allowed = ctx.drive(&fs, start, n, &label);
-        assert!(
-            fs.frozen(),
-            "{}: {label}: the run is not deterministic",
-            w.name
-        );
-        let patterns = [
-            CrashPattern::DropAll,
-            CrashPattern::KeepAll,
-            CrashPattern::Random(c * 2 + 1),
-            CrashPattern::Random(c * 2 + 2),
-        ];
-        for pattern in patterns {
-            ctx.check(&fs, pattern, allowed, &format!("{label}, power loss"));
-        }
-        ctx.after_restart(&fs.kill(), allowed, &format!("{label}, kill"));
-        let pattern = CrashPattern::Random(c + 1000);
-        let lost = fs.power_loss(pattern);
-        // After a power loss the store holds one state of `allowed` (checked above); which
-        // one is found again by the reopen.
-        ctx.after_restart(&lost, allowed, &format!("{label}, {pattern:?}"));
-    }
-    eprintln!(
-        "{}: {n} steps, {total} file-system calls, {} crash states checked, 0 violations",
-        w.name, ctx.states
-    );
-    ctx.states
+    common::explore(&ctx, n)
 }
 
 fn small_segments() -> FilesOptions {

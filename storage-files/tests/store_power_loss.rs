@@ -22,18 +22,21 @@
 //!
 //! `PAXSTORE_SIM_STEPS` sets the steps per workload (default 48).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use omnipaxos::storage::{Storage, StorageOp};
-use paxstore_core::conformance::cases::{ballot, stopsign};
 use paxstore_core::conformance::crash::batch;
 use paxstore_core::conformance::{call_single_op, clone_op, verify_store};
 use paxstore_core::kv::KeyValue;
 use paxstore_core::model::Model;
-use paxstore_files::env::{CrashPattern, SimFs};
+use paxstore_files::env::SimFs;
 use paxstore_files::{FilesLog, FilesOptions, FilesStore};
+
+use common::{sim_steps, single_op, Allowed, CrashDriver, Workload, AFTER_REOPEN};
 
 type Log = FilesLog<KeyValue>;
 type Ops = Vec<StorageOp<KeyValue>>;
@@ -41,20 +44,11 @@ type Ops = Vec<StorageOp<KeyValue>>;
 type State = BTreeMap<String, Model<KeyValue>>;
 
 const DIR: &str = "/srv/node-1/logs";
-/// Steps written after a reopen (and crashed at each of their calls).
-const AFTER_REOPEN: usize = 2;
 /// The logs added by the first steps.
 const FIRST: [&str; 3] = ["a", "b", "c"];
 /// The log added later, and the log dropped after that.
 const ADDED: &str = "d";
 const DROPPED: &str = "b";
-
-fn steps() -> usize {
-    std::env::var("PAXSTORE_SIM_STEPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(48)
-}
 
 /// The steps of one workload: how many, and where the add and the drop are.
 #[derive(Clone, Copy)]
@@ -99,25 +93,7 @@ fn event(p: Plan, k: usize, s: &State) -> Event {
             single: false,
         };
     }
-    let (first, next) = (m.first, m.next);
-    let entries = |from: usize, n: usize| -> Vec<KeyValue> {
-        (from..from + n)
-            .map(|i| KeyValue::new(format!("s-{}", i % 5), (k * 1_000_000 + i) as u64, 700))
-            .collect()
-    };
-    let op = match (k / 4) % 7 {
-        0 => StorageOp::SetPromise(ballot(k as u32)),
-        1 => StorageOp::SetDecidedIndex(first + (next - first) / 3),
-        2 => StorageOp::AppendEntries(entries(next, 2)),
-        3 => StorageOp::Trim(first + (next - first) / 4),
-        4 => StorageOp::SetAcceptedRound(ballot(k as u32 + 1)),
-        5 => {
-            let at = next.saturating_sub(1).max(first);
-            StorageOp::AppendOnPrefix(at, entries(at, 2))
-        }
-        _ if k % 8 == 3 => StorageOp::SetStopsign(None),
-        _ => StorageOp::SetStopsign(Some(stopsign(k as u32))),
-    };
+    let op = single_op(k, m);
     Event::Write {
         log,
         ops: vec![op],
@@ -184,29 +160,39 @@ impl Open {
     }
 }
 
-#[derive(Clone, Copy)]
-struct Workload {
-    name: &'static str,
-    options: fn() -> FilesOptions,
-    sim: fn() -> SimFs,
-}
-
-/// What a store may hold after a crash: `history[lo]` (acknowledged) or `history[hi]` (one
-/// step in flight).
-#[derive(Clone, Copy, Debug)]
-struct Allowed {
-    lo: usize,
-    hi: usize,
-}
-
 struct Ctx {
     w: Workload,
     plan: Plan,
     history: Vec<State>,
-    states: usize,
 }
 
 impl Ctx {
+    /// Whether the open store holds `history[i]`.
+    fn holds(&self, open: &Open, i: usize) -> Result<(), String> {
+        let want = &self.history[i];
+        let names: Vec<&String> = want.keys().collect();
+        let listed = open.store.logs();
+        if listed.iter().collect::<Vec<_>>() != names {
+            return Err(format!("lists logs {listed:?}, not {names:?}"));
+        }
+        for (name, m) in want {
+            verify_store(&open.logs[name], m).map_err(|e| format!("log {name}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl CrashDriver for Ctx {
+    type Opened = Open;
+
+    fn workload(&self) -> &Workload {
+        &self.w
+    }
+
+    fn last(&self) -> usize {
+        self.history.len() - 1
+    }
+
     /// Opens the store on `fs` and a handle on every log it lists (which writes nothing).
     fn open(&self, fs: &SimFs) -> Result<Open, String> {
         let opts = (self.w.options)().file_system(Arc::new(fs.clone()));
@@ -221,21 +207,7 @@ impl Ctx {
         Ok(Open { store, logs })
     }
 
-    /// Whether the open store holds `history[i]`.
-    fn holds(&self, open: &Open, i: usize) -> Result<(), String> {
-        let want = &self.history[i];
-        let names: Vec<&String> = want.keys().collect();
-        let listed = open.store.logs();
-        if listed.iter().collect::<Vec<_>>() != names {
-            return Err(format!("lists logs {listed:?}, not {names:?}"));
-        }
-        for (name, m) in want {
-            verify_store(&open.logs[name], m).map_err(|e| format!("log {name}: {e}"))?;
-        }
-        Ok(())
-    }
-
-    /// Which allowed state the store holds.
+    /// Which allowed state the store holds: `lo` (acknowledged) or `hi` (one step in flight).
     fn which(&self, open: &Open, allowed: Allowed) -> Result<usize, String> {
         let mut why = Vec::new();
         for i in [allowed.hi, allowed.lo] {
@@ -252,132 +224,25 @@ impl Ctx {
         ))
     }
 
-    /// Opens the file system left by a power loss and checks what it holds.
-    fn check(&mut self, crashed: &SimFs, pattern: CrashPattern, allowed: Allowed, label: &str) {
-        self.states += 1;
-        let fs = &crashed.power_loss(pattern);
-        let fail = |why: String| -> ! {
-            panic!(
-                "{} {label}, {pattern:?}: {why}\nlast calls before the crash:\n  {}\ncalls of the open after it:\n  {}",
-                self.w.name,
-                crashed.trace().join("\n  "),
-                fs.trace().join("\n  ")
-            )
-        };
-        let open = match self.open(fs) {
-            Ok(o) => o,
-            Err(e) => fail(format!("strict open failed: {e}")),
-        };
-        if let Err(why) = self.which(&open, allowed) {
-            fail(why);
-        }
+    fn step(&self, open: &mut Open, k: usize) -> Result<(), String> {
+        open.call(event(self.plan, k, &self.history[k]))
     }
 
-    /// Opens the store on `fs` holding one of `allowed` and runs steps up to `to`. Returns
-    /// what the store may hold if the file system is now frozen (or has lost power).
-    fn drive(&self, fs: &SimFs, allowed: Allowed, to: usize, label: &str) -> Allowed {
-        self.drive_open(fs, allowed, to, label).0
-    }
-
-    /// [`drive`](Self::drive), also returning the store if every step went through.
-    fn drive_open(
-        &self,
-        fs: &SimFs,
-        allowed: Allowed,
-        to: usize,
-        label: &str,
-    ) -> (Allowed, Option<Open>) {
-        let mut open = match self.open(fs) {
-            Ok(o) => o,
-            Err(_) if fs.frozen() => return (allowed, None),
-            Err(e) => panic!("{} {label}: open failed without a crash: {e}", self.w.name),
-        };
-        // What open returned is the floor from now on: it has been acted on.
-        let start = self
-            .which(&open, allowed)
-            .unwrap_or_else(|e| panic!("{} {label}: the reopened store {e}", self.w.name));
-        for k in start..to {
-            let e = event(self.plan, k, &self.history[k]);
-            if let Err(e) = open.call(e) {
-                assert!(
-                    fs.frozen(),
-                    "{} {label}: step {k} failed without a crash: {e}\n  {}",
-                    self.w.name,
-                    fs.trace().join("\n  ")
-                );
-                return (Allowed { lo: k, hi: k + 1 }, None);
-            }
-        }
-        (Allowed { lo: to, hi: to }, Some(open))
-    }
-
-    /// From `base` (after a kill or a power loss, holding one of `allowed`): a reopen and
-    /// [`AFTER_REOPEN`] more steps, crashed at each of their calls and at the end, each
-    /// followed by a power loss.
-    fn after_restart(&mut self, base: &SimFs, allowed: Allowed, label: &str) {
-        let probe = base.fork();
-        let to = (allowed.hi + AFTER_REOPEN).min(self.history.len() - 1);
-        self.drive(&probe, allowed, to, label);
-        let calls = probe.mutations();
-        for j in 0..=calls {
-            let fs = base.fork();
-            if j < calls {
-                fs.crash_at(j);
-            }
-            let now = self.drive(&fs, allowed, to, label);
-            let label = format!("{label}, reopen crashed at call {j}");
-            for pattern in [CrashPattern::DropAll, CrashPattern::Random(j + 7)] {
-                self.check(&fs, pattern, now, &label);
-            }
-        }
+    fn clean_run_done(&self, open: Open) {
+        assert_shape(self, open);
     }
 }
 
 /// Crashes the workload at every file-system call. Returns the crash states checked.
 fn explore(w: Workload) -> usize {
-    let n = steps();
+    let n = sim_steps();
     let plan = Plan::new(n);
-    let mut ctx = Ctx {
+    let ctx = Ctx {
         w,
         plan,
         history: history(plan, n + AFTER_REOPEN + 1),
-        states: 0,
     };
-    let start = Allowed { lo: 0, hi: 0 };
-    let clean = (w.sim)();
-    let (done, open) = ctx.drive_open(&clean, start, n, "clean run");
-    assert_eq!(done.hi, n, "{}: the clean run", w.name);
-    assert_shape(&ctx, open.expect("the clean run's store"));
-    let total = clean.mutations();
-    for c in 0..total {
-        let fs = (w.sim)();
-        fs.crash_at(c);
-        let label = format!("crash at call {c} of {total}");
-        let allowed = ctx.drive(&fs, start, n, &label);
-        assert!(
-            fs.frozen(),
-            "{}: {label}: the run is not deterministic",
-            w.name
-        );
-        let patterns = [
-            CrashPattern::DropAll,
-            CrashPattern::KeepAll,
-            CrashPattern::Random(c * 2 + 1),
-            CrashPattern::Random(c * 2 + 2),
-        ];
-        for pattern in patterns {
-            ctx.check(&fs, pattern, allowed, &format!("{label}, power loss"));
-        }
-        ctx.after_restart(&fs.kill(), allowed, &format!("{label}, kill"));
-        let pattern = CrashPattern::Random(c + 1000);
-        let lost = fs.power_loss(pattern);
-        ctx.after_restart(&lost, allowed, &format!("{label}, {pattern:?}"));
-    }
-    eprintln!(
-        "{}: {n} steps, {total} file-system calls, {} crash states checked, 0 violations",
-        w.name, ctx.states
-    );
-    ctx.states
+    common::explore(&ctx, n)
 }
 
 /// The clean run did what the workload is for: rotations, segments deleted, the add and the
