@@ -156,6 +156,92 @@ impl Files {
         }
     }
 
+    /// The end of both stores' open, once what it read is durable: the directory synced, the
+    /// temp files of interrupted creations removed, each snapshot file a log refers to
+    /// (`snapshots`: who refers to it, and the reference) checked to exist with its size
+    /// (Strict: corruption naming the referrer; Lenient: the reference is forgotten), every
+    /// other snapshot file removed, and the segments below a gap in the ids (`stale`) queued
+    /// for deletion.
+    pub(crate) fn settle_files(
+        &mut self,
+        leftovers: &[String],
+        snapshot_ids: &[u64],
+        snapshots: Vec<(String, &mut Option<SnapshotRef>)>,
+        stale: &[u64],
+    ) -> Result<()> {
+        self.sync_dir()?;
+        for name in leftovers {
+            let path = self.path(name);
+            self.fs
+                .remove_file(&path)
+                .map_err(|e| Error::io("remove leftover", &path, e))?;
+        }
+        // The snapshots the metadata refers to must exist; other snapshot files are leftovers
+        // of interrupted or superseded writes.
+        let mut referenced = Vec::new();
+        for (owner, snapshot) in snapshots {
+            let Some(r) = *snapshot else { continue };
+            let path = self.path(&format::snapshot_name(r.id));
+            let ok = snapshot_ids.contains(&r.id)
+                && self.fs.open(&path).and_then(|f| f.len()).is_ok_and(|len| {
+                    len.checked_sub(format::SNAPSHOT_HEADER as u64) == Some(r.len)
+                });
+            if ok {
+                referenced.push(r.id);
+                continue;
+            }
+            match self.opts.recovery {
+                crate::RecoveryMode::Strict => {
+                    return Err(Error::corrupt(
+                        &path,
+                        0,
+                        format!(
+                            "snapshot file of {} bytes referred to by {owner} is missing or has \
+                             the wrong size",
+                            r.len
+                        ),
+                    ))
+                }
+                crate::RecoveryMode::Lenient => {
+                    tracing::warn!(
+                        "lenient recovery: forgetting missing snapshot {}",
+                        path.display()
+                    );
+                    *snapshot = None;
+                }
+            }
+        }
+        let mut removed = !leftovers.is_empty();
+        for &id in snapshot_ids {
+            if !referenced.contains(&id) {
+                let path = self.path(&format::snapshot_name(id));
+                self.fs
+                    .remove_file(&path)
+                    .map_err(|e| Error::io("remove orphan snapshot", &path, e))?;
+                removed = true;
+            }
+        }
+        if removed {
+            self.fs
+                .sync_dir(&self.dir)
+                .map_err(|e| Error::io("fsync directory", &self.dir, e))?;
+        }
+        // A trim may have been interrupted before it deleted the segments below it.
+        if !stale.is_empty() {
+            tracing::info!(
+                "{}: deleting {} dead segments below a gap in the segment ids",
+                self.dir.display(),
+                stale.len()
+            );
+            let paths = stale
+                .iter()
+                .map(|&id| self.path(&format::segment_name(id)))
+                .collect();
+            self.purger.submit(paths, self.dir.clone(), true);
+        }
+        Ok(())
+    }
+
     pub(crate) fn check(&self) -> Result<()> {
         match self.poisoned.clone().or_else(|| self.purger.error()) {
             Some(reason) => Err(Error::Poisoned { reason }),

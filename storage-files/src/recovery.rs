@@ -78,68 +78,11 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Engine> {
                 .map_err(|e| Error::io("fsync", engine.path(&format::segment_name(last)), e))?;
         }
     }
-    engine.stats.fsyncs += 1;
-    fs.sync_dir(dir)
-        .map_err(|e| Error::io("fsync directory", dir, e))?;
-    for name in &leftovers {
-        let path = engine.path(name);
-        fs.remove_file(&path)
-            .map_err(|e| Error::io("remove leftover", &path, e))?;
-    }
-
-    // The snapshot the metadata refers to must exist; other snapshot files are leftovers of
-    // interrupted or superseded writes.
-    if let Some(r) = engine.meta.snapshot {
-        let path = engine.path(&format::snapshot_name(r.id));
-        let ok = snapshot_ids.contains(&r.id)
-            && fs
-                .open(&path)
-                .and_then(|f| f.len())
-                .is_ok_and(|len| len.checked_sub(format::SNAPSHOT_HEADER as u64) == Some(r.len));
-        if !ok {
-            match engine.opts.recovery {
-                RecoveryMode::Strict => {
-                    return Err(Error::corrupt(
-                        &path,
-                        0,
-                        format!("snapshot file of {} bytes referred to by the log is missing or has the wrong size", r.len),
-                    ))
-                }
-                RecoveryMode::Lenient => {
-                    tracing::warn!("lenient recovery: forgetting missing snapshot {}", path.display());
-                    engine.meta.snapshot = None;
-                }
-            }
-        }
-    }
-    let current = engine.meta.snapshot.map(|r| r.id);
-    let mut removed = !leftovers.is_empty();
-    for &id in &snapshot_ids {
-        if Some(id) != current {
-            let path = engine.path(&format::snapshot_name(id));
-            fs.remove_file(&path)
-                .map_err(|e| Error::io("remove orphan snapshot", &path, e))?;
-            removed = true;
-        }
-    }
     engine.next_snapshot_id = snapshot_ids.last().map_or(1, |&id| id + 1);
-    if removed {
-        fs.sync_dir(dir)
-            .map_err(|e| Error::io("fsync directory", dir, e))?;
-    }
-    // A trim may have been interrupted before it deleted the segments below it.
-    if !stale.is_empty() {
-        tracing::info!(
-            "{}: deleting {} dead segments below a gap in the segment ids",
-            dir.display(),
-            stale.len()
-        );
-        let paths = stale
-            .iter()
-            .map(|&id| engine.path(&format::segment_name(id)))
-            .collect();
-        engine.purger.submit(paths, dir.to_path_buf(), true);
-    }
+    let snapshots = vec![("the log".to_string(), &mut engine.meta.snapshot)];
+    engine
+        .files
+        .settle_files(&leftovers, &snapshot_ids, snapshots, &stale)?;
     engine.reclaim_segments();
     engine.check()?;
     engine.stats.last_recovery = started.elapsed();

@@ -128,64 +128,12 @@ pub(crate) fn open(dir: &Path, opts: FilesOptions) -> Result<Inner> {
         files.stats.fsyncs += 1;
         file.sync_all().map_err(|e| Error::io("fsync", &path, e))?;
     }
-    files.stats.fsyncs += 1;
-    fs.sync_dir(dir)
-        .map_err(|e| Error::io("fsync directory", dir, e))?;
-    for name in &leftovers {
-        let path = files.path(name);
-        fs.remove_file(&path)
-            .map_err(|e| Error::io("remove leftover", &path, e))?;
-    }
-    // Snapshot files the logs refer to must exist; the others are leftovers.
-    let mut referenced = Vec::new();
-    for log in state.logs.values_mut() {
-        let Some(r) = log.meta.snapshot else { continue };
-        let path = files.path(&format::snapshot_name(r.id));
-        let ok = snapshot_ids.contains(&r.id)
-            && fs
-                .open(&path)
-                .and_then(|f| f.len())
-                .is_ok_and(|len| len.checked_sub(format::SNAPSHOT_HEADER as u64) == Some(r.len));
-        if ok {
-            referenced.push(r.id);
-        } else if strict {
-            return Err(Error::corrupt(
-                &path,
-                0,
-                format!(
-                    "snapshot file of {} bytes referred to by log `{}` is missing or has the \
-                     wrong size",
-                    r.len, log.name
-                ),
-            ));
-        } else {
-            tracing::warn!(
-                "lenient recovery: forgetting missing snapshot {}",
-                path.display()
-            );
-            log.meta.snapshot = None;
-        }
-    }
-    let mut removed = !leftovers.is_empty();
-    for &id in &snapshot_ids {
-        if !referenced.contains(&id) {
-            let path = files.path(&format::snapshot_name(id));
-            fs.remove_file(&path)
-                .map_err(|e| Error::io("remove orphan snapshot", &path, e))?;
-            removed = true;
-        }
-    }
-    if removed {
-        fs.sync_dir(dir)
-            .map_err(|e| Error::io("fsync directory", dir, e))?;
-    }
-    if !stale.is_empty() {
-        let paths = stale
-            .iter()
-            .map(|&id| files.path(&format::segment_name(id)))
-            .collect();
-        files.purger.submit(paths, dir.to_path_buf(), true);
-    }
+    let snapshots = state
+        .logs
+        .values_mut()
+        .map(|l| (format!("log `{}`", l.name), &mut l.meta.snapshot))
+        .collect();
+    files.settle_files(&leftovers, &snapshot_ids, snapshots, &stale)?;
     files.stats.last_recovery = started.elapsed();
     let queue = CommitQueue::new(
         super::MAX_GROUP_BYTES,
