@@ -39,6 +39,7 @@ pub mod identity;
 pub mod kv;
 mod memory;
 pub mod model;
+pub mod names;
 pub mod options;
 pub mod plan;
 pub mod verify;

@@ -76,12 +76,14 @@ pub enum Error {
         /// What to do about it.
         hint: String,
     },
-    /// A log name a [`FilesStore`](crate::FilesStore) does not take: 1 to 128 bytes of ASCII
-    /// letters, digits, `_`, `.` and `-`.
-    #[error("invalid log name {name:?}: use 1 to 128 ASCII letters, digits, `_`, `.` or `-`")]
+    /// A log name a [`FilesStore`](crate::FilesStore) does not take ([`paxstore_core::names`]):
+    /// 1 to 128 bytes of ASCII letters, digits, `_`, `.` and `-`.
+    #[error("invalid log name {name:?}: {reason}")]
     InvalidLogName {
         /// The name.
         name: String,
+        /// Why it is refused.
+        reason: &'static str,
     },
     /// The store holds no log of this name.
     #[error("no log named `{name}` in the store")]

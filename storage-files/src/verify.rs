@@ -206,17 +206,7 @@ pub fn verify(dir: &Path) -> Result<Summary, Unreadable> {
             );
         }
     }
-    let log = LogSummary {
-        name: "log".into(),
-        first: meta.first,
-        next: meta.next,
-        decided: meta.decided,
-        compacted: meta.compacted,
-        promise: meta.promise,
-        accepted: meta.accepted,
-        stopsign: meta.stopsign.as_ref().map(describe_stopsign),
-        snapshot_bytes: meta.snapshot.map(|s| s.len),
-    };
+    let log = log_summary("log", &meta);
     Ok(Summary {
         backend: crate::BACKEND.to_string(),
         dir: dir.to_path_buf(),
@@ -229,6 +219,21 @@ pub fn verify(dir: &Path) -> Result<Summary, Unreadable> {
         problems: w.problems,
         notes: w.notes,
     })
+}
+
+/// What a verifier reports of one log with metadata `meta` (both stores' verifiers).
+pub(crate) fn log_summary(name: &str, meta: &Checkpoint) -> LogSummary {
+    LogSummary {
+        name: name.into(),
+        first: meta.first,
+        next: meta.next,
+        decided: meta.decided,
+        compacted: meta.compacted,
+        promise: meta.promise,
+        accepted: meta.accepted,
+        stopsign: meta.stopsign.as_ref().map(describe_stopsign),
+        snapshot_bytes: meta.snapshot.map(|s| s.len),
+    }
 }
 
 /// What the walk of the directory found so far.

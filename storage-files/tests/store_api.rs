@@ -47,7 +47,7 @@ fn invalid_log_names_are_refused() {
     let long = "x".repeat(129);
     for name in ["", "a/b", "a b", "é", "shard:1", "a\0", long.as_str()] {
         match store.log::<KeyValue>(name) {
-            Err(Error::InvalidLogName { name: n }) => assert_eq!(n, name),
+            Err(Error::InvalidLogName { name: n, .. }) => assert_eq!(n, name),
             other => panic!("name {name:?}: expected InvalidLogName, got {other:?}"),
         }
     }

@@ -23,7 +23,7 @@ pub(crate) const FORMAT_KEY: &[u8] = b"!format";
 /// [`RocksStorage::open`]: crate::RocksStorage::open
 pub const SINGLE_LOG: &str = "log";
 /// The longest log name accepted, in bytes.
-pub const MAX_NAME_LEN: usize = 128;
+pub const MAX_NAME_LEN: usize = paxstore_core::names::MAX_LOG_NAME;
 
 /// An exclusive upper bound above every entry key (all entry keys are 8 bytes).
 pub(crate) const ENTRY_KEYS_END: [u8; 9] = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0];
@@ -44,21 +44,9 @@ pub(crate) fn log_cf(name: &str) -> String {
     format!("{LOG_CF_PREFIX}{name}")
 }
 
-/// Checks a log name against the rules above.
+/// Checks a log name against the rules above ([`paxstore_core::names`]).
 pub(crate) fn validate_name(name: &str) -> Result<()> {
-    let reason = if name.is_empty() {
-        Some("it is empty")
-    } else if name.len() > MAX_NAME_LEN {
-        Some("it is longer than 128 bytes")
-    } else if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
-        Some("only ASCII letters, digits, '_', '.' and '-' are allowed")
-    } else {
-        None
-    };
-    match reason {
+    match paxstore_core::names::log_name_problem(name) {
         Some(reason) => Err(Error::InvalidLogName {
             name: name.to_string(),
             reason,

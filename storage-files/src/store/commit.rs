@@ -6,7 +6,9 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::lock;
 
 /// One writer's place: woken when its result is in, or when it reaches the front.
 struct Slot<O> {
@@ -38,11 +40,6 @@ pub(crate) struct CommitQueue<R, O> {
     /// `fdatasync`.
     in_flight: std::sync::atomic::AtomicUsize,
     max_in_flight: usize,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Nothing panics while holding these locks; a poisoned one still holds consistent data.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl<R, O> CommitQueue<R, O> {

@@ -2,9 +2,7 @@
 
 use std::path::Path;
 
-use paxstore_core::verify::{
-    check_marker, describe_stopsign, LogSummary, Part, Problem, Summary, Unreadable,
-};
+use paxstore_core::verify::{check_marker, Part, Problem, Summary, Unreadable};
 
 use super::recover::{read_seal, replay};
 use super::State;
@@ -216,17 +214,7 @@ pub fn verify_store(dir: &Path) -> Result<Summary, Unreadable> {
     let logs = state
         .logs
         .values()
-        .map(|l| LogSummary {
-            name: l.name.clone(),
-            first: l.meta.first,
-            next: l.meta.next,
-            decided: l.meta.decided,
-            compacted: l.meta.compacted,
-            promise: l.meta.promise,
-            accepted: l.meta.accepted,
-            stopsign: l.meta.stopsign.as_ref().map(describe_stopsign),
-            snapshot_bytes: l.meta.snapshot.map(|r| r.len),
-        })
+        .map(|l| crate::verify::log_summary(&l.name, &l.meta))
         .collect();
     let parts = parts
         .into_iter()
