@@ -166,6 +166,9 @@ pub(crate) struct Order {
     pub(crate) durable: (u64, u64),
     /// Why a chunk failed: every chunk after it fails too.
     pub(crate) failed: Option<String>,
+    /// Whether the last chunk applied was not synced (`SyncPolicy::Never`): then nothing may
+    /// be deleted on the strength of the state until the active segment is synced.
+    pub(crate) unsynced: bool,
 }
 
 pub(crate) struct Inner {
@@ -199,7 +202,9 @@ pub(crate) struct Counters {
     pub(crate) user_bytes: AtomicU64,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// Locks `m`. Nothing panics while holding the store's locks, so a poisoned one still holds
+/// consistent data.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -245,41 +250,51 @@ impl Inner {
         )
     }
 
-    /// Adds log `name` (durably) if missing; its id.
-    fn add_log(&self, name: &str) -> Result<u64> {
+    /// Opens log `name` for one handle: adds it (durably) if missing, and marks it open, both
+    /// under the registry's lock so that a `drop_log` cannot come in between. Its id.
+    fn open_log(&self, name: &str) -> Result<u64> {
         validate_name(name)?;
         let _registry = lock(&self.registry);
-        if let Some(&id) = self.read_state().names.get(name) {
-            return Ok(id);
-        }
-        let id = self.next_log_id.fetch_add(1, Ordering::SeqCst);
-        let op = RegistryOp::Add {
-            id,
-            name: name.to_string(),
+        let known = self.read_state().names.get(name).copied();
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let id = self.next_log_id.fetch_add(1, Ordering::SeqCst);
+                let op = RegistryOp::Add {
+                    id,
+                    name: name.to_string(),
+                };
+                self.submit(Request {
+                    record: format::encode_registry(&op),
+                    action: Action::Registry(op),
+                    sync: true,
+                    frees: false,
+                })?;
+                id
+            }
         };
-        self.submit(Request {
-            record: format::encode_registry(&op),
-            action: Action::Registry(op),
-            sync: true,
-            frees: false,
+        let mut state = self.write_state();
+        let log = state.logs.get_mut(&id).ok_or_else(|| Error::NoSuchLog {
+            name: name.to_string(),
         })?;
+        if log.open {
+            return Err(Error::LogInUse {
+                name: name.to_string(),
+            });
+        }
+        log.open = true;
         Ok(id)
     }
 }
 
-/// Log names: 1 to 128 bytes of ASCII letters, digits, `_`, `.` and `-` (as storage-rocks).
+/// Log names: [`paxstore_core::names`], as storage-rocks'.
 fn validate_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidLogName {
+    match paxstore_core::names::log_name_problem(name) {
+        Some(reason) => Err(Error::InvalidLogName {
             name: name.to_string(),
-        })
+            reason,
+        }),
+        None => Ok(()),
     }
 }
 
@@ -367,19 +382,7 @@ impl FilesStore {
         T::Snapshot: Serialize + DeserializeOwned,
     {
         self.inner.check()?;
-        let id = self.inner.add_log(name)?;
-        {
-            let mut state = self.inner.write_state();
-            let log = state.logs.get_mut(&id).ok_or_else(|| Error::NoSuchLog {
-                name: name.to_string(),
-            })?;
-            if log.open {
-                return Err(Error::LogInUse {
-                    name: name.to_string(),
-                });
-            }
-            log.open = true;
-        }
+        let id = self.inner.open_log(name)?;
         Ok(FilesLog {
             store: self.clone(),
             id,

@@ -260,7 +260,7 @@ pub(crate) fn finish_group(inner: &Inner, mut w: Written) -> Vec<Result<()>> {
                         .sum::<u64>();
                 grew(&mut state, chunk.seg, end);
                 for k in chunk.start..chunk.end {
-                    let req = &w.group[k];
+                    let req = &mut w.group[k];
                     let applied = apply(&mut state, chunk.seg, offset, req, &mut dead_snapshots);
                     offset += req.record.len() as u64;
                     freed |= req.frees;
@@ -282,6 +282,8 @@ pub(crate) fn finish_group(inner: &Inner, mut w: Written) -> Vec<Result<()>> {
                 if chunk.sync {
                     order.durable = (chunk.seg, end);
                 }
+                // A synced chunk's fdatasync covers every chunk written before it.
+                order.unsynced = !chunk.sync;
             }
         }
         order.applied = chunk.seq;
@@ -333,16 +335,16 @@ pub(crate) fn finish_group(inner: &Inner, mut w: Written) -> Vec<Result<()>> {
         .collect()
 }
 
-/// Applies one durable record at `offset` of segment `seg`; a snapshot file it makes dead
-/// goes to `dead`.
+/// Applies one durable record at `offset` of segment `seg` (its effects are taken: a record
+/// is applied once); a snapshot file it makes dead goes to `dead`.
 fn apply(
     state: &mut State,
     seg: u64,
     offset: u64,
-    req: &Request,
+    req: &mut Request,
     dead: &mut Vec<u64>,
 ) -> std::result::Result<(), String> {
-    match &req.action {
+    match &mut req.action {
         Action::Batch { log, effects } => {
             let l = state
                 .logs
@@ -354,7 +356,7 @@ fn apply(
                 &mut l.index,
                 seg,
                 offset,
-                effects.clone(),
+                std::mem::take(effects),
                 true,
             )?;
             // A replaced snapshot file is dead once the record (synced) is applied.
@@ -405,6 +407,25 @@ pub(crate) fn reclaim(inner: &Inner, stream: &mut Stream) {
         .values()
         .filter_map(|l| l.index.oldest_segment())
         .min();
+    // What the state says is dead must be durable before anything goes: under
+    // `SyncPolicy::Never` an unsynced chunk (an `append_on_prefix` dropping old entries) may
+    // have been applied after the synced trim that called this.
+    if lock(&inner.order).unsynced {
+        if let Some(id) = stream.files.active.as_ref().map(|a| a.id) {
+            let synced = stream.files.handle(id).and_then(|file| {
+                stream.files.stats.fsyncs += 1;
+                file.sync_data().map_err(|e| {
+                    Error::io("fdatasync", stream.files.path(&format::segment_name(id)), e)
+                })
+            });
+            if let Err(e) = synced {
+                stream.files.poisoned.get_or_insert(e.to_string());
+                inner.poison(&e);
+                return;
+            }
+            lock(&inner.order).unsynced = false;
+        }
+    }
     let before: Vec<u64> = stream.files.segments.keys().copied().collect();
     stream.files.delete_below(keep_from);
     let mut state = inner.write_state();
@@ -503,7 +524,10 @@ pub(crate) fn create_segment(inner: &Inner, stream: &mut Stream) -> Result<()> {
     };
     inner.write_state().segs.insert(id, view);
     // Its header is durable (synced, renamed, directory synced), and nothing else is in it.
-    lock(&inner.order).durable = (id, header.len() as u64);
+    // The segment before it was sealed and synced.
+    let mut order = lock(&inner.order);
+    order.durable = (id, header.len() as u64);
+    order.unsynced = false;
     Ok(())
 }
 
@@ -623,7 +647,10 @@ fn relocate(inner: &Inner, stream: &mut Stream) -> Result<()> {
             .fetch_add(bytes, Ordering::Relaxed);
     }
     drop(state);
-    lock(&inner.order).durable = (seg, offset);
+    let mut order = lock(&inner.order);
+    order.durable = (seg, offset);
+    order.unsynced = false;
+    drop(order);
     reclaim(inner, stream);
     Ok(())
 }
